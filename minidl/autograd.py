@@ -1,0 +1,219 @@
+"""The autograd engine: ``Function`` nodes, grad mode, and the backward pass.
+
+Every differentiable op is a subclass of :class:`Function` with two methods written side by side on raw
+arrays (``numpy.ndarray`` or ``cupy.ndarray``, never Tensors)::
+
+    class Mul(Function):
+        '''y = a * b.   ga = gy * b,  gb = gy * a.'''
+
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        def backward(ctx, gy):
+            a, b = ctx.saved
+            return gy * b, gy * a
+
+``Mul.apply(x, w)`` unwraps Tensor arguments to their arrays, runs ``forward`` on a fresh node (the node
+*is* the ``ctx``), and wraps the result in Tensors whose ``grad_fn`` is that node. ``backward`` receives
+one upstream gradient per output and returns one gradient per positional argument of ``forward``
+(``None`` for arguments that are not Tensors or need no gradient). ``ctx.needs_input_grad`` tells which
+gradients are wanted, so a backward can skip work.
+
+:func:`run_backward` walks the graph in topological order with an explicit stack (no recursion, so a
+10,000-op chain is fine), sums gradients that reach a node along several paths, accumulates into the
+``.grad`` of leaves, and frees each node's saved arrays once it has been used.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as _np
+
+__all__ = ["Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "run_backward"]
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record a graph right now."""
+    return _GradMode.enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+        return False
+
+
+class _GradModeContext:
+    mode = True
+
+    def __enter__(self):
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Ops run inside ``with no_grad():`` (or a function decorated ``@no_grad()``) record no graph."""
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Turn graph recording back on inside a ``no_grad`` block."""
+
+    mode = True
+
+
+class Function:
+    """A node of the graph and, while it runs, the context of its op.
+
+    Subclasses define ``forward(ctx, *args, **kwargs)`` and ``backward(ctx, *gys)`` on raw arrays and are
+    called through :meth:`apply`. Attributes a subclass sets on ``ctx`` in ``forward`` are available in
+    ``backward``; all of them are dropped when the node is freed.
+    """
+
+    # Set by apply() on nodes that record a graph.
+    inputs: tuple
+    needs_input_grad: tuple
+    saved: tuple = ()
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep ``arrays`` for the backward pass; read them back as ``ctx.saved``."""
+        self.saved = arrays
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - always overridden
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *gys):  # pragma: no cover - always overridden
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the op on Tensors (or plain values) and record the node when a gradient is needed."""
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        ctx = cls.__new__(cls)
+        record = False
+        if _GradMode.enabled:
+            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            record = True in needs
+            ctx.needs_input_grad = needs
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
+        ys = ctx.forward(*raw, **kwargs)
+        if type(ys) is tuple:
+            ys = tuple(_np.asarray(y) if isinstance(y, _np.generic) else y for y in ys)
+            if not record:
+                return tuple(Tensor._from_op(y, None, 0) for y in ys)
+            ctx.inputs = args
+            ctx.outputs_meta = tuple((y.shape, y.dtype) for y in ys)
+            return tuple(Tensor._from_op(y, ctx, i) for i, y in enumerate(ys))
+        if isinstance(ys, _np.generic):  # NumPy reductions return scalars; keep them 0-d arrays
+            ys = _np.asarray(ys)
+        if not record:
+            return Tensor._from_op(ys, None, 0)
+        ctx.inputs = args
+        ctx.outputs_meta = ((ys.shape, ys.dtype),)
+        return Tensor._from_op(ys, ctx, 0)
+
+    def _free(self) -> None:
+        """Drop everything the node holds (saved arrays, inputs) and mark it as used."""
+        self.__dict__.clear()
+        self.freed = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+def _topological_order(root_node):
+    """Nodes reachable from ``root_node``, each after every node that consumes its output."""
+    order, visited, stack = [], set(), [(root_node, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        if getattr(node, "freed", False):
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (through {type(node).__name__}): its "
+                "saved arrays were freed by the first backward(). Pass retain_graph=True to the first call "
+                "if you need to backward twice.")
+        visited.add(node)
+        stack.append((node, True))
+        for t in node.inputs:
+            if isinstance(t, Tensor) and t.grad_fn is not None and t.grad_fn not in visited:
+                stack.append((t.grad_fn, False))
+    order.reverse()
+    return order
+
+
+def run_backward(root, gy, retain_graph: bool = False) -> None:
+    """Backpropagate ``gy`` (an array shaped like ``root``) through the graph that produced ``root``."""
+    node0 = root.grad_fn
+    pending = {node0: [None] * len(node0.outputs_meta)}
+    pending[node0][root._output_index] = gy
+    with no_grad():
+        for node in _topological_order(node0):
+            gys = pending.pop(node, None)
+            if gys is None:  # reachable, but every path to it carried no gradient
+                if not retain_graph:
+                    node._free()
+                continue
+            if any(g is None for g in gys):
+                xp = get_array_module(*[g for g in gys if g is not None])
+                gys = [xp.zeros(shape, dtype) if g is None else g
+                       for g, (shape, dtype) in zip(gys, node.outputs_meta)]
+            gxs = node.backward(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+            for t, gx, need in zip(node.inputs, gxs, node.needs_input_grad):
+                if not need or gx is None:
+                    continue
+                if gx.shape != t.data.shape:
+                    raise RuntimeError(
+                        f"{type(node).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
+                        f"for an input of shape {tuple(t.data.shape)}")
+                if gx.dtype != t.data.dtype:
+                    gx = gx.astype(t.data.dtype)
+                if t.grad_fn is None:
+                    t._accumulate_grad(gx)
+                else:
+                    slots = pending.get(t.grad_fn)
+                    if slots is None:
+                        slots = pending[t.grad_fn] = [None] * len(t.grad_fn.outputs_meta)
+                    i = t._output_index
+                    # Out of place: gx may alias an array another branch still holds.
+                    slots[i] = gx if slots[i] is None else slots[i] + gx
+            if not retain_graph:
+                node._free()
+
+
+from .backend import get_array_module  # noqa: E402
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module lazily; no cycle at load time)

@@ -1,0 +1,44 @@
+"""Argument checks shared by the public op functions.
+
+Errors name the op, the argument and the shapes, like PyTorch's, e.g.
+``conv2d: expected input with 1 channel, got input of shape (2, 3, 8, 8)``.
+"""
+from __future__ import annotations
+
+
+def check_same_dtype(op: str, **tensors) -> None:
+    """Raise if the given tensors (None allowed) differ in dtype or device, naming the op and arguments."""
+    items = [(name, t) for name, t in tensors.items() if t is not None]
+    name0, t0 = items[0]
+    for name, t in items[1:]:
+        if t.dtype != t0.dtype:
+            raise TypeError(f"{op}: {name} has dtype {t.dtype} but {name0} has dtype {t0.dtype}; "
+                            f"convert one with .to(dtype) (e.g. model.double() or x.float())")
+        if t.device != t0.device:
+            raise RuntimeError(f"{op}: {name} is on {t.device} but {name0} is on {t0.device}; "
+                               f"move them to one device with .to(device)")
+
+
+def check_ndim(op: str, name: str, t, ndims) -> None:
+    """Raise unless ``t.ndim`` is one of ``ndims``."""
+    ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if t.ndim not in ndims:
+        want = " or ".join(f"{n}-D" for n in ndims)
+        raise ValueError(f"{op}: expected {want} {name}, got {name} of shape {tuple(t.shape)}")
+
+
+def check_float(op: str, name: str, t) -> None:
+    """Raise unless ``t`` holds floating-point numbers."""
+    if t.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point {name}, got dtype {t.dtype} (shape {tuple(t.shape)}); "
+                        f"use .float()")
+
+
+def pair(value, name: str, op: str) -> tuple:
+    """``3 -> (3, 3)``; ``(1, 2)`` stays; anything else is an error naming the argument."""
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(v, int) for v in value):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return value

@@ -1,0 +1,143 @@
+"""Ops that move elements around without arithmetic: reshape, transpose, broadcast, indexing, cat, stack.
+
+Their backward moves the gradient back the same way: reshape it back, transpose by the inverse
+permutation, sum over broadcast axes, scatter-add into the indexed positions, split.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from .elementwise import sum_to
+
+
+class Reshape(Function):
+    """y = x viewed with ``shape``.   gx = gy viewed with x's shape."""
+
+    def forward(ctx, x, shape):
+        ctx.x_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {tuple(shape)}") from None
+
+    def backward(ctx, gy):
+        return gy.reshape(ctx.x_shape)
+
+
+class Transpose(Function):
+    """y = x with its axes permuted by ``axes``.   gx = gy permuted by the inverse permutation."""
+
+    def forward(ctx, x, axes):
+        if sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} dims of shape {x.shape}")
+        ctx.inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+        return x.transpose(axes)
+
+    def backward(ctx, gy):
+        return gy.transpose(ctx.inverse)
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape``.   gx = gy summed over the broadcast axes."""
+
+    def forward(ctx, x, shape):
+        ctx.x_shape = x.shape
+        try:
+            return get_array_module(x).broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot expand shape {x.shape} to {tuple(shape)}") from None
+
+    def backward(ctx, gy):
+        return sum_to(gy, ctx.x_shape)
+
+
+def unwrap_index(key):
+    """Replace Tensors inside an index (``x[idx]``, ``x[:, idx]``) by their arrays."""
+    from ..tensor import Tensor
+    if isinstance(key, Tensor):
+        return key.data
+    if isinstance(key, tuple):
+        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    return key
+
+
+def _is_advanced(key) -> bool:
+    keys = key if isinstance(key, tuple) else (key,)
+    return any(hasattr(k, "shape") and k.ndim > 0 or isinstance(k, list) for k in keys)
+
+
+class GetItem(Function):
+    """y = x[key] (basic slicing or integer/boolean arrays).
+
+    gx = zeros like x with gy added at ``key``. Integer arrays may repeat an index, so the gradient is
+    scatter-added (``add.at``), which sums repeated positions instead of keeping only the last one.
+    """
+
+    def forward(ctx, x, key):
+        ctx.x_shape, ctx.key = x.shape, key
+        return x[key]
+
+    def backward(ctx, gy):
+        xp = get_array_module(gy)
+        gx = xp.zeros(ctx.x_shape, dtype=gy.dtype)
+        if _is_advanced(ctx.key):
+            if hasattr(xp.add, "at"):
+                xp.add.at(gx, ctx.key, gy)
+            else:  # CuPy spells scatter-add differently
+                import cupyx
+                cupyx.scatter_add(gx, ctx.key, gy)
+        else:
+            gx[ctx.key] = gy
+        return gx
+
+
+class Concatenate(Function):
+    """y = the inputs joined along ``axis``.   Each gx is gy's slice where that input landed."""
+
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis % xs[0].ndim
+        ctx.sizes = [x.shape[ctx.axis] for x in xs]
+        return get_array_module(*xs).concatenate(xs, axis=axis)
+
+    def backward(ctx, gy):
+        gxs, start = [], 0
+        for size, need in zip(ctx.sizes, ctx.needs_input_grad):
+            index = (slice(None),) * ctx.axis + (slice(start, start + size),)
+            gxs.append(gy[index] if need else None)
+            start += size
+        return tuple(gxs)
+
+
+class Stack(Function):
+    """y = the inputs stacked along a new ``axis``.   gx_i = gy taken at position i of that axis."""
+
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis % (xs[0].ndim + 1)
+        return get_array_module(*xs).stack(xs, axis=axis)
+
+    def backward(ctx, gy):
+        xp = get_array_module(gy)
+        return tuple(xp.take(gy, i, axis=ctx.axis) if need else None
+                     for i, need in enumerate(ctx.needs_input_grad))
+
+
+def cat(tensors, axis: int = 0, *, dim: int | None = None):
+    """Join tensors along an existing axis (``axis`` or PyTorch's ``dim``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    return Concatenate.apply(*tensors, axis=dim if dim is not None else axis)
+
+
+concatenate = cat
+
+
+def stack(tensors, axis: int = 0, *, dim: int | None = None):
+    """Stack same-shaped tensors along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: expected tensors of one shape, got shapes {sorted(shapes)}")
+    return Stack.apply(*tensors, axis=dim if dim is not None else axis)
