@@ -150,6 +150,14 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
 
+def _check_not_freed(node) -> None:
+    if getattr(node, "freed", False):
+        raise RuntimeError(
+            f"Trying to backward through the graph a second time (through {type(node).__name__}): its "
+            "saved arrays were freed by the first backward(). Pass retain_graph=True to the first call "
+            "if you need to backward twice.")
+
+
 def _topological_order(root_node):
     """Nodes reachable from ``root_node``, each after every node that consumes its output."""
     order, visited, stack = [], set(), [(root_node, False)]
@@ -160,11 +168,7 @@ def _topological_order(root_node):
             continue
         if node in visited:
             continue
-        if getattr(node, "freed", False):
-            raise RuntimeError(
-                f"Trying to backward through the graph a second time (through {type(node).__name__}): its "
-                "saved arrays were freed by the first backward(). Pass retain_graph=True to the first call "
-                "if you need to backward twice.")
+        _check_not_freed(node)
         visited.add(node)
         stack.append((node, True))
         for t in node.inputs:
@@ -177,6 +181,7 @@ def _topological_order(root_node):
 def run_backward(root, gy, retain_graph: bool = False) -> None:
     """Backpropagate ``gy`` (an array shaped like ``root``) through the graph that produced ``root``."""
     node0 = root.grad_fn
+    _check_not_freed(node0)
     pending = {node0: [None] * len(node0.outputs_meta)}
     pending[node0][root._output_index] = gy
     with no_grad():

@@ -217,7 +217,7 @@ class Tensor:
         if kwargs:
             raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
         for a in args:
-            if isinstance(a, str) or hasattr(a, "type"):
+            if isinstance(a, str) or isinstance(getattr(a, "type", None), str):  # "cuda" or a torch-like device
                 device = a
             else:
                 dtype = a

@@ -1,0 +1,1 @@
+"""Every network of the seed reports, as minidl.nn.Module classes."""

@@ -1,0 +1,148 @@
+"""The autograd engine: graph recording, accumulation, freeing, grad modes, errors."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl.autograd import Function
+
+
+def test_gradient_accumulates_over_reused_node(rng):
+    x = mdl.tensor(rng.standard_normal(5), requires_grad=True)
+    y = x * 2.0
+    z = y * y + y  # y used three times
+    gz = rng.standard_normal(5)
+    z.backward(gz)
+    y_np = x.numpy() * 2
+    np.testing.assert_allclose(x.grad.numpy(), gz * (2 * y_np + 1) * 2, rtol=1e-6)
+
+
+def test_leaf_gradient_accumulates_across_backward_calls(rng):
+    x = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    (x * 3.0).sum().backward()
+    (x * 4.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 7.0))
+
+
+def test_long_chain_needs_no_recursion():
+    x = mdl.tensor([1.0], dtype=mdl.float64, requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001 + 0.0
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 10_000], rtol=1e-9)
+
+
+def test_second_backward_through_freed_graph_raises():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_saved_arrays_are_freed_after_backward():
+    x = mdl.tensor(np.ones(4), requires_grad=True)
+    y = x * x
+    node = y.grad_fn
+    assert node.saved
+    y.backward(np.ones(4))
+    assert not hasattr(node, "inputs") and node.freed
+
+
+def test_no_grad_records_nothing_and_restores_mode():
+    x = mdl.tensor([1.0], requires_grad=True)
+    with mdl.no_grad():
+        y = x * 2
+        with mdl.enable_grad():
+            z = x * 2
+    assert y.grad_fn is None and not y.requires_grad
+    assert z.grad_fn is not None
+    assert mdl.is_grad_enabled()
+
+    @mdl.no_grad()
+    def double(t):
+        return t * 2
+    assert double(x).grad_fn is None
+
+
+def test_detach_cuts_the_graph():
+    x = mdl.tensor([3.0], requires_grad=True)
+    y = x.detach() * x
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0])
+
+
+def test_backward_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mdl.tensor([1.0]).backward()
+
+
+def test_backward_of_non_scalar_needs_gradient():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one-element"):
+        (x * 2).backward()
+    with pytest.raises(RuntimeError, match="shape"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(RuntimeError, match="floating-point"):
+        mdl.tensor([1, 2], requires_grad=True)
+
+
+def test_branch_without_gradient_gets_zeros():
+    class Split(Function):
+        """Two outputs: y1 = 2x, y2 = 3x."""
+
+        def forward(ctx, x):
+            return x * 2, x * 3
+
+        def backward(ctx, g1, g2):
+            return 2 * g1 + 3 * g2
+
+    x = mdl.tensor([1.0, 1.0], requires_grad=True)
+    y1, _ = Split.apply(x)
+    y1.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_backward_returning_wrong_shape_is_reported():
+    class Bad(Function):
+        def forward(ctx, x):
+            return x.sum()
+
+        def backward(ctx, gy):
+            return gy
+
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Bad\.backward returned a gradient of shape \(\)"):
+        Bad.apply(x).backward()
+
+
+def test_gradcheck_reports_the_worst_element(rng):
+    class WrongSquare(Function):
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        def backward(ctx, gy):
+            x, = ctx.saved
+            return gy * x  # missing the factor 2
+
+    x = mdl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    with pytest.raises(mdl.gradcheck.__globals__["GradcheckError"], match="worst element"):
+        mdl.gradcheck(WrongSquare.apply, [x])
+    assert mdl.gradcheck(WrongSquare.apply, [x], raise_exception=False) is False
+
+
+def test_gradcheck_needs_float64():
+    with pytest.raises(TypeError, match="float64"):
+        mdl.gradcheck(lambda t: t * 2, [mdl.tensor([1.0], requires_grad=True)])
