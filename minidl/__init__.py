@@ -19,6 +19,7 @@ from .gradcheck import gradcheck
 from .ops.elementwise import where
 from .ops.shape import cat, concatenate, stack
 from .random import manual_seed
+from .summary import summary
 from .tensor import Tensor, tensor
 
 float32 = np.dtype("float32")
@@ -40,7 +41,7 @@ class cuda:  # noqa: N801 - spelled like ``torch.cuda``
 def __getattr__(name):
     # Submodules that pull in heavier code load on first use: minidl.nn, minidl.optim, minidl.viz, ...
     import importlib
-    if name in ("nn", "optim", "data", "viz", "metrics", "training", "summary", "serialization", "kernels"):
+    if name in ("nn", "optim", "data", "viz", "metrics", "training", "serialization", "kernels"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'minidl' has no attribute {name!r}")
 

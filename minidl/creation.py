@@ -39,7 +39,7 @@ def full(size, fill_value, dtype=None, requires_grad: bool = False, device: str 
 
 def empty(*size, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
     """An uninitialised tensor."""
-    return _make(np.empty(_shape(size)), dtype, requires_grad, device)
+    return _make(np.empty(_shape(size), dtype=np.float32 if dtype is None else dtype), dtype, requires_grad, device)
 
 
 def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import normalize_device, to_device
 from ..tensor import Tensor, _is_array
 
 
@@ -35,3 +36,12 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _empty_parameter(shape: tuple, device=None, dtype=None) -> Parameter:
+    """An uninitialised Parameter for a layer's ``__init__`` (``device``/``dtype`` are the factory
+    arguments every PyTorch layer takes; float32 on the CPU by default)."""
+    arr = np.empty(shape, dtype=np.float32 if dtype is None else np.dtype(dtype))
+    if arr.dtype.kind != "f":
+        raise TypeError(f"layer parameters must be floating point, got dtype={arr.dtype}")
+    return Parameter(to_device(arr, "cpu" if device is None else normalize_device(device)))

@@ -1,0 +1,226 @@
+"""``minidl.nn.init``: fill a weight in place with values drawn the way PyTorch's initialisers draw them.
+
+Every function takes the tensor to fill and returns it. Random ones draw from ``generator`` when given
+(a ``numpy.random.Generator``) and otherwise from :func:`minidl.random.default_generator`, so
+``minidl.manual_seed`` fixes them. Values are drawn in float64 on the CPU, then cast to the tensor's
+dtype and copied to its device.
+
+Fans: for a weight of shape (O, I, k1, k2, ...), ``fan_in = I * k1 * k2 * ...`` and
+``fan_out = O * k1 * k2 * ...`` (for a Linear weight (OUT, IN): IN and OUT).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..backend import device_of, to_device
+from ..random import default_generator
+from ..tensor import Tensor
+
+__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
+           "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
+
+_LINEAR_LIKE = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d", "sigmoid")
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The gain that keeps activations' variance stable through ``nonlinearity``.
+
+    ================= =====================================
+    nonlinearity      gain
+    ================= =====================================
+    linear, conv*,    1
+    sigmoid
+    tanh              5/3
+    relu              sqrt(2)
+    leaky_relu        sqrt(2 / (1 + negative_slope^2))
+    selu              3/4
+    ================= =====================================
+
+    Args:
+        nonlinearity: the name of the activation that follows the layer.
+        param: the negative slope of ``leaky_relu`` (0.01 when None).
+    Returns:
+        The gain, a Python float.
+
+    >>> calculate_gain("relu")
+    1.4142135623730951
+    """
+    if nonlinearity in _LINEAR_LIKE:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            negative_slope = 0.01
+        elif not isinstance(param, bool) and isinstance(param, (int, float)):
+            negative_slope = param
+        else:
+            raise ValueError(f"calculate_gain: negative_slope {param!r} is not a valid number")
+        return math.sqrt(2.0 / (1 + negative_slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
+    if tensor.ndim < 2:
+        raise ValueError(f"Fan in and fan out can not be computed for tensor with fewer than 2 dimensions "
+                         f"(got shape {tuple(tensor.shape)})")
+    receptive_field = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
+    return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
+
+
+def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
+    mode = mode.lower()
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
+    """Copy float64 ``values`` into ``tensor``'s array, keeping its dtype, device and identity."""
+    tensor.data[...] = to_device(values.astype(tensor.dtype, copy=False), device_of(tensor.data))
+    return tensor
+
+
+def _generator(generator):
+    return default_generator() if generator is None else generator
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill ``tensor`` with samples of U(a, b).
+
+    Args:
+        tensor: the tensor to fill in place.
+        a: the lower bound.
+        b: the upper bound.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    return _fill(tensor, _generator(generator).uniform(a, b, size=tensor.shape))
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill ``tensor`` with samples of N(mean, std^2).
+
+    Args:
+        tensor: the tensor to fill in place.
+        mean: the mean of the normal distribution.
+        std: its standard deviation.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    return _fill(tensor, _generator(generator).normal(mean, std, size=tensor.shape))
+
+
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill ``tensor`` with the value ``val``.
+
+    Args:
+        tensor: the tensor to fill in place.
+        val: the value.
+    Returns:
+        ``tensor``.
+    """
+    tensor.data[...] = val
+    return tensor
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with zeros (used for biases and BatchNorm's shift)."""
+    return constant_(tensor, 0)
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with ones (used for BatchNorm's scale)."""
+    return constant_(tensor, 1)
+
+
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot & Bengio (2010): U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    Args:
+        tensor: a weight with at least 2 dims, filled in place.
+        gain: a scaling factor, e.g. ``calculate_gain("tanh")``.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    a = math.sqrt(3.0) * std  # U(-a, a) has standard deviation a / sqrt(3)
+    return uniform_(tensor, -a, a, generator)
+
+
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Glorot & Bengio (2010): N(0, std^2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``.
+
+    Args:
+        tensor: a weight with at least 2 dims, filled in place.
+        gain: a scaling factor.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return normal_(tensor, 0.0, std, generator)
+
+
+def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
+    if 0 in tensor.shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    fan = _calculate_correct_fan(tensor, mode)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                     generator=None) -> Tensor:
+    """He et al. (2015): U(-bound, bound) with ``bound = gain * sqrt(3 / fan)``.
+
+    ``gain = calculate_gain(nonlinearity, a)``. PyTorch's Linear and Conv layers use ``a=sqrt(5)``, which gives
+    ``bound = 1 / sqrt(fan_in)``.
+
+    Args:
+        tensor: a weight with at least 2 dims, filled in place.
+        a: the negative slope of the leaky_relu that follows (only used with ``nonlinearity="leaky_relu"``).
+        mode: ``"fan_in"`` keeps the forward activations' variance, ``"fan_out"`` the backward gradients'.
+        nonlinearity: the activation's name, see :func:`calculate_gain`.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    bound = math.sqrt(3.0) * std
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
+                    generator=None) -> Tensor:
+    """He et al. (2015): N(0, std^2) with ``std = gain / sqrt(fan)``, ``gain = calculate_gain(nonlinearity, a)``.
+
+    Args:
+        tensor: a weight with at least 2 dims, filled in place.
+        a: the negative slope of the leaky_relu that follows (only used with ``nonlinearity="leaky_relu"``).
+        mode: ``"fan_in"`` or ``"fan_out"``.
+        nonlinearity: the activation's name, see :func:`calculate_gain`.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    return normal_(tensor, 0.0, std, generator)

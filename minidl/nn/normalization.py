@@ -1,0 +1,135 @@
+"""Batch normalisation: ``BatchNorm1d`` and ``BatchNorm2d``.
+
+    y = (x - mean) / sqrt(var + eps) * weight + bias        per channel c
+
+In training mode, mean and var are the batch's (over N, and H, W or L), and the running estimates are
+updated as ``running = (1 - momentum) * running + momentum * batch`` (running_var with the unbiased batch
+variance). With ``momentum=None`` the factor is ``1 / num_batches_tracked``, so the running estimates are
+the plain average of every batch seen. In eval mode the running estimates are used instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import normalize_device, to_device
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from ._checks import check_like, check_rank, check_size, count
+from .module import Module
+from .parameter import _empty_parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share; subclasses define ``_check_input``."""
+
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = _empty_parameter((num_features,), device, dtype)
+            if bias:
+                self.bias = _empty_parameter((num_features,), device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            float_dtype = np.float32 if dtype is None else np.dtype(dtype)
+            dev = "cpu" if device is None else normalize_device(device)
+            self.register_buffer("running_mean", Tensor(to_device(np.zeros(num_features, float_dtype), dev)))
+            self.register_buffer("running_var", Tensor(to_device(np.ones(num_features, float_dtype), dev)))
+            self.register_buffer("num_batches_tracked", Tensor(to_device(np.array(0, dtype=np.int64), dev)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """running_mean = 0, running_var = 1, num_batches_tracked = 0."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self) -> None:
+        """Reset the running statistics, and weight = 1, bias = 0 (PyTorch's defaults)."""
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def _check_input(self, input) -> None:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def forward(self, input):
+        self._check_input(input)
+        check_like(self, input, self.weight if self.affine else self.running_mean)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        # Batch statistics in training mode, and also in eval mode when no running statistics are kept.
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        keep = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
+                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+    def _optional_state_keys(self) -> set:
+        # Like PyTorch, a checkpoint without num_batches_tracked (saved before it existed) still loads.
+        return {"num_batches_tracked"}
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) input, per feature/channel C.
+
+    Args:
+        num_features: C.
+        eps: added to the variance for stability.
+        momentum: the running estimates' update factor; None for a cumulative average.
+        affine: learn the per-channel weight and bias.
+        track_running_stats: keep running estimates for eval mode (else eval mode uses batch statistics).
+        device: where to create the parameters and buffers.
+        dtype: their dtype (float32 by default).
+        bias: with ``affine``, learn the bias too (else only the weight).
+    """
+
+    def _check_input(self, input) -> None:
+        check_rank(self, input, (2, 3), "2-D (N, C) or 3-D (N, C, L) input")
+        noun = "feature" if input.ndim == 2 else "channel"
+        check_size(self, input, 1, self.num_features, count(self.num_features, noun))
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) input, per channel C (statistics over N, H and W).
+
+    Args:
+        num_features: C.
+        eps: added to the variance for stability.
+        momentum: the running estimates' update factor; None for a cumulative average.
+        affine: learn the per-channel weight and bias.
+        track_running_stats: keep running estimates for eval mode (else eval mode uses batch statistics).
+        device: where to create the parameters and buffers.
+        dtype: their dtype (float32 by default).
+        bias: with ``affine``, learn the bias too (else only the weight).
+    """
+
+    def _check_input(self, input) -> None:
+        check_rank(self, input, (4,), "4-D input (N, C, H, W)")
+        check_size(self, input, 1, self.num_features, count(self.num_features, "channel"))
