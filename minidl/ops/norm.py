@@ -1,0 +1,164 @@
+"""Batch normalisation: ``batch_norm`` and its single Function, ``BatchNorm``.
+
+Statistics are taken per channel (axis 1) over every other axis, so one op serves (N, C), (N, C, L),
+(N, C, H, W) and (N, C, D, H, W) inputs (BatchNorm1d/2d/3d).
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from .checks import check_float, check_same_dtype
+
+
+class BatchNorm(Function):
+    """y = W * xhat + b with xhat the input normalised per channel.
+
+    Notation: x (N, C, *); for each channel c the statistics run over the M = N * prod(*) values of
+    x[:, c]; W, b (C,) (1 and 0 when not given); sums below are over those M positions.
+
+    Training (batch statistics; running statistics, if given, are updated in place):
+        mu = mean(x),  var = mean((x - mu)^2)  (biased),  s = 1 / sqrt(var + eps)
+        xhat = (x - mu) s,  y = W xhat + b
+        running_mean <- (1 - momentum) running_mean + momentum mu
+        running_var  <- (1 - momentum) running_var  + momentum var M / (M - 1)   (unbiased)
+        gb = sum gy,  gW = sum gy xhat
+        gx = W s (gy - gb / M - xhat gW / M)
+      (mu and var depend on every x, which gives the two mean terms: the gradient is the part of W s gy
+      that is neither a shift of the whole channel nor a multiple of xhat.)
+
+    Eval (running statistics: a fixed per-channel affine map):
+        s = 1 / sqrt(running_var + eps),  xhat = (x - running_mean) s,  y = W xhat + b
+        gx = W s gy,  gW = sum gy xhat,  gb = sum gy
+    """
+
+    def forward(ctx, x, W=None, b=None, running_mean=None, running_var=None, use_batch_stats=True,
+                momentum=0.1, eps=1e-5):
+        xp = get_array_module(x)
+        C = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, C) + (1,) * (x.ndim - 2)
+        M = x.size // C
+        if use_batch_stats:
+            mu = x.mean(axis=axes)
+            xhat = x - mu.reshape(shape)
+            var = (xhat * xhat).mean(axis=axes)
+            s = 1 / xp.sqrt(var + eps)
+            xhat *= s.reshape(shape)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mu
+                running_var *= 1 - momentum
+                running_var += (momentum * M / (M - 1)) * var
+            if W is not None:
+                y = xhat * W.reshape(shape)
+                if b is not None:
+                    y += b.reshape(shape)
+            else:
+                y = xhat if b is None else xhat + b.reshape(shape)
+            ctx.save_for_backward(xhat, s, W)
+        else:
+            s = 1 / xp.sqrt(running_var + eps)
+            scale = s if W is None else W * s
+            shift = -running_mean * scale if b is None else b - running_mean * scale
+            y = x * scale.reshape(shape)
+            y += shift.reshape(shape)
+            ctx.save_for_backward(x, s, W, running_mean)
+        ctx.use_batch_stats, ctx.axes, ctx.shape, ctx.M = use_batch_stats, axes, shape, M
+        return y
+
+    def backward(ctx, gy):
+        need_x, need_W, need_b = ctx.needs_input_grad
+        axes, shape = ctx.axes, ctx.shape
+        gx = gW = gb = None
+        if ctx.use_batch_stats:
+            xhat, s, W = ctx.saved
+            scale = s if W is None else W * s
+            if need_b or need_x:
+                gb = gy.sum(axis=axes)
+            if need_W or need_x:
+                gW = (gy * xhat).sum(axis=axes)
+            if need_x:
+                gx = xhat * (-scale * gW / ctx.M).reshape(shape)
+                gx += gy * scale.reshape(shape)
+                gx -= (scale * gb / ctx.M).reshape(shape)
+        else:
+            x, s, W, running_mean = ctx.saved
+            if need_x:
+                gx = gy * (s if W is None else W * s).reshape(shape)
+            if need_b or need_W:
+                gb = gy.sum(axis=axes)
+            if need_W:
+                gW = ((gy * x).sum(axis=axes) - running_mean * gb) * s
+        return gx, gW if need_W else None, gb if need_b else None
+
+
+def _check_per_channel(name: str, t, C: int, input) -> None:
+    if t is not None and tuple(t.shape) != (C,):
+        raise ValueError(f"batch_norm: expected {name} of shape ({C},), one value per channel of input of "
+                         f"shape {tuple(input.shape)}, got {name} of shape {tuple(t.shape)} "
+                         f"({name} should contain {C} elements not {t.data.size})")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Batch normalisation, PyTorch's ``F.batch_norm``.
+
+    Each channel (axis 1) is normalised to zero mean and unit variance, then scaled by ``weight`` and
+    shifted by ``bias``: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+    Args:
+        input: (N, C, *) tensor, e.g. (N, C), (N, C, L) or (N, C, H, W).
+        running_mean: (C,) tensor or None. In training mode it is updated in place,
+            ``running_mean = (1 - momentum) * running_mean + momentum * batch_mean``; in eval mode it is the
+            mean used.
+        running_var: (C,) tensor or None, like ``running_mean`` but updated with the unbiased batch
+            variance (divided by M - 1, M the number of values per channel).
+        weight: (C,) scale, or None for 1.
+        bias: (C,) shift, or None for 0.
+        training: normalise with the statistics of this batch (biased variance) and update the running
+            statistics; otherwise normalise with the running statistics.
+        momentum: the weight of the new batch in the running averages.
+        eps: added to the variance before the square root.
+
+    Returns:
+        A tensor shaped like ``input``.
+
+    Raises:
+        ValueError: training with one value per channel, a per-channel argument whose shape is not (C,),
+            a non-positive ``eps`` in training, only one of the running statistics given.
+        RuntimeError: eval mode without running statistics (as PyTorch; ``nn.BatchNorm`` with
+            ``track_running_stats=False`` passes ``training=True``).
+        TypeError: arguments of different dtypes.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of 2 or more dims (N, C, *), got input of shape "
+                         f"{tuple(input.shape)}")
+    check_float("batch_norm", "input", input)
+    check_same_dtype("batch_norm", input=input, running_mean=running_mean, running_var=running_var,
+                     weight=weight, bias=bias)
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        _check_per_channel(name, t, C, input)
+    if training:
+        if input.data.size // max(C, 1) == 1:
+            raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "
+                             f"{tuple(input.shape)}")
+        if eps <= 0:
+            raise ValueError(f"batch_norm: eps must be positive during training, but got {eps}")
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("batch_norm: running_mean and running_var must either both be None or neither be "
+                             "None")
+    else:
+        if eps < 0:
+            raise ValueError(f"batch_norm: eps must be non-negative, but got {eps}")
+        for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+            if t is None:
+                raise RuntimeError(f"batch_norm: {name} must be defined in evaluation mode (pass training=True "
+                                   f"to normalise with the batch statistics)")
+    if not isinstance(momentum, (int, float)):
+        raise TypeError(f"batch_norm: momentum must be a float, got {momentum!r}")
+    return BatchNorm.apply(input, weight, bias,
+                           running_mean=None if running_mean is None else running_mean.data,
+                           running_var=None if running_var is None else running_var.data,
+                           use_batch_stats=bool(training), momentum=momentum, eps=eps)
