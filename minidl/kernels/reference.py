@@ -1,0 +1,187 @@
+"""Plain-Python twins of every kernel: slow, obvious, and the oracle the fast kernels are tested against.
+
+Each function has exactly the signature of its twin in ``cpu.py`` and ``cuda.py``: inputs first, then the
+geometry as ints, then the output arrays, which the function fills in place (nothing is returned).
+
+Notation (NCHW): x (N, C, H, W) is the input of a convolution or pooling, y (N, C, OH, OW) its output.
+Kernel KH x KW, stride SH, SW, padding PH, PW (top/left; the bottom/right padding is implied by OH, OW),
+dilation DH, DW. Output element (oh, ow) looks at input rows ``oh*SH - PH + kh*DH`` for kh = 0..KH-1 and
+columns ``ow*SW - PW + kw*DW`` for kw = 0..KW-1; positions outside the input are padding.
+"""
+from __future__ import annotations
+
+import math
+
+
+def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
+    """Copy every kernel window of ``x`` into a column: the unfold that turns a convolution into a GEMM.
+
+    col (N, C, KH, KW, R, OW) holds output rows oh0 .. oh0+R-1 (R = col.shape[4]):
+        col[n, c, kh, kw, r, ow] = x[n, c, (oh0+r)*SH - PH + kh*DH, ow*SW - PW + kw*DW], or 0 in the padding.
+    """
+    N, C, H, W = x.shape
+    R, OW = col.shape[4], col.shape[5]
+    for n in range(N):
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    for r in range(R):
+                        for ow in range(OW):
+                            h = (oh0 + r) * SH - PH + kh * DH
+                            w = ow * SW - PW + kw * DW
+                            inside = 0 <= h < H and 0 <= w < W
+                            col[n, c, kh, kw, r, ow] = x[n, c, h, w] if inside else 0
+
+
+def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
+    """The adjoint of :func:`im2col` (the fold): add every column entry back where im2col read it from.
+
+    ``x += fold(col)``: x[n, c, h, w] grows by the sum of the col entries that im2col copied from (h, w).
+    Written here as the obvious scatter; the fast kernels compute the same sums as a gather.
+    """
+    N, C, KH, KW, R, OW = col.shape
+    H, W = x.shape[2], x.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    for r in range(R):
+                        for ow in range(OW):
+                            h = (oh0 + r) * SH - PH + kh * DH
+                            w = ow * SW - PW + kw * DW
+                            if 0 <= h < H and 0 <= w < W:
+                                x[n, c, h, w] += col[n, c, kh, kw, r, ow]
+
+
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
+    """y = the max of each window (padding counts as -inf); idx = its flat position h*W + w in the plane.
+
+    The first maximum wins a tie and a NaN always wins, as in PyTorch. A window that lies entirely in the
+    padding gives -inf and PyTorch's index of its first in-range row and column.
+    """
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, w0 = oh * SH - PH, ow * SW - PW
+                    h1, w1 = min(h0 + (KH - 1) * DH + 1, H), min(w0 + (KW - 1) * DW + 1, W)
+                    while h0 < 0:
+                        h0 += DH
+                    while w0 < 0:
+                        w0 += DW
+                    best, best_at = -math.inf, h0 * W + w0
+                    for h in range(h0, h1, DH):
+                        for w in range(w0, w1, DW):
+                            v = x[n, c, h, w]
+                            if v > best or v != v:
+                                best, best_at = v, h * W + w
+                    y[n, c, oh, ow] = best
+                    idx[n, c, oh, ow] = best_at
+
+
+def max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx):
+    """gx = each window's gy routed to the position of its maximum: gx[n, c, idx[n, c, oh, ow]] += gy[...].
+
+    The geometry is not needed by this scatter; it is in the signature because the fast twins gather.
+    """
+    N, C, OH, OW = gy.shape
+    H, W = gx.shape[2], gx.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    gx[n, c, h, w] = 0
+            for oh in range(OH):
+                for ow in range(OW):
+                    k = idx[n, c, oh, ow]
+                    if 0 <= k < H * W:
+                        gx[n, c, k // W, k % W] += gy[n, c, oh, ow]
+
+
+def avg_pool_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW, count_include_pad, divisor):
+    """PyTorch's averaging window for output (oh, ow): (h0, h1, w0, w1, divisor), rows h0..h1-1 inside x.
+
+    The divisor is ``divisor`` when given (non-zero); else the window's size clipped to the padded input
+    (``count_include_pad``, so a ceil_mode window that runs past the padding is not counted there), or
+    the number of real input elements in it.
+    """
+    h0, w0 = oh * SH - PH, ow * SW - PW
+    h1, w1 = min(h0 + KH, H + PH), min(w0 + KW, W + PW)
+    padded_size = (h1 - h0) * (w1 - w0)
+    h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
+    if divisor == 0:
+        divisor = padded_size if count_include_pad else (h1 - h0) * (w1 - w0)
+    return h0, h1, w0, w1, divisor
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y):
+    """y = the sum of each window over the real input elements, divided by PyTorch's divisor
+    (:func:`avg_pool_window`); a window with no input element gives 0."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, h1, w0, w1, d = avg_pool_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW,
+                                                        count_include_pad, divisor)
+                    s = 0.0
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            s += x[n, c, h, w]
+                    y[n, c, oh, ow] = s / d if h0 < h1 and w0 < w1 else 0
+
+
+def avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, gx):
+    """gx[h, w] = sum over the windows that contain (h, w) of gy / that window's divisor."""
+    N, C, OH, OW = gy.shape
+    H, W = gx.shape[2], gx.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    gx[n, c, h, w] = 0
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, h1, w0, w1, d = avg_pool_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW,
+                                                        count_include_pad, divisor)
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            gx[n, c, h, w] += gy[n, c, oh, ow] / d
+
+
+def adaptive_avg_pool2d_forward(x, y):
+    """y[oh, ow] = the mean of x over rows floor(oh*H/OH) .. ceil((oh+1)*H/OH)-1 and the same for columns."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, h1 = oh * H // OH, -(-(oh + 1) * H // OH)
+                    w0, w1 = ow * W // OW, -(-(ow + 1) * W // OW)
+                    s = 0.0
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            s += x[n, c, h, w]
+                    y[n, c, oh, ow] = s / ((h1 - h0) * (w1 - w0))
+
+
+def adaptive_avg_pool2d_backward(gy, gx):
+    """gx[h, w] = sum over the bins that contain (h, w) of gy / that bin's size."""
+    N, C, OH, OW = gy.shape
+    H, W = gx.shape[2], gx.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    gx[n, c, h, w] = 0
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, h1 = oh * H // OH, -(-(oh + 1) * H // OH)
+                    w0, w1 = ow * W // OW, -(-(ow + 1) * W // OW)
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            gx[n, c, h, w] += gy[n, c, oh, ow] / ((h1 - h0) * (w1 - w0))

@@ -1,0 +1,209 @@
+"""conv2d and conv_transpose2d: gradients by finite differences, forward and backward against PyTorch, errors.
+
+Geometries are drawn at random from the ``rng`` fixture (seeded by the test name): batch, groups, channels,
+image size, kernel, stride, padding (int, pair, "same", "valid"), dilation, output_padding, bias or not.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tensor64
+
+import minidl as mdl
+import minidl.ops.conv as conv_ops
+from minidl.ops.conv import conv2d, conv_transpose2d
+
+# PyTorch warns that it copies the input for an uneven "same" padding; that is its business, not ours
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
+
+def conv_config(rng) -> dict:
+    """Shapes and arguments of a random small conv2d with at least one output pixel."""
+    while True:
+        G = int(rng.choice([1, 1, 2, 3]))
+        N, Cg, Og = (int(v) for v in rng.integers(1, 3, size=3))
+        H, W = (int(v) for v in rng.integers(3, 8, size=2))
+        KH, KW = (int(v) for v in rng.integers(1, 4, size=2))
+        dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        padding = [int(rng.integers(0, 3)), (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same",
+                   "valid"][rng.integers(4)]
+        stride = (1, 1) if padding == "same" else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        PH, PW = (0, 0) if isinstance(padding, str) else (padding, padding) if isinstance(padding, int) \
+            else padding
+        if padding == "same" or (H + 2 * PH > dilation[0] * (KH - 1) and W + 2 * PW > dilation[1] * (KW - 1)):
+            return dict(x=(N, Cg * G, H, W), W=(Og * G, Cg, KH, KW), b=(Og * G,) if rng.integers(2) else None,
+                        kwargs=dict(stride=stride, padding=padding, dilation=dilation, groups=G))
+
+
+def conv_transpose_config(rng) -> dict:
+    """Shapes and arguments of a random small conv_transpose2d."""
+    G = int(rng.choice([1, 1, 2, 3]))
+    N, Cg, Og = (int(v) for v in rng.integers(1, 3, size=3))
+    H, W = (int(v) for v in rng.integers(2, 6, size=2))
+    KH, KW = (int(v) for v in rng.integers(1, 4, size=2))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 4)))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    # PyTorch's bound on padding that keeps the output at least one pixel
+    padding = tuple(int(rng.integers(0, ((n - 1) * s + d * (k - 1) + op) // 2 + 1))
+                    for n, s, d, k, op in zip((H, W), stride, dilation, (KH, KW), output_padding))
+    return dict(x=(N, Cg * G, H, W), W=(Cg * G, Og, KH, KW), b=(Og * G,) if rng.integers(2) else None,
+                kwargs=dict(stride=stride, padding=padding, output_padding=output_padding, groups=G,
+                            dilation=dilation))
+
+
+def make_inputs(rng, cfg):
+    return [tensor64(rng, *cfg[k]) if cfg[k] is not None else None for k in ("x", "W", "b")]
+
+
+def check_against_torch(torch, rng, mdl_fn, torch_fn, cfg):
+    """Forward and, with one random upstream gradient, every input gradient equal PyTorch's (float64)."""
+    inputs = make_inputs(rng, cfg)
+    y = mdl_fn(*inputs, **cfg["kwargs"])
+    t_inputs = [None if t is None else torch.tensor(t.numpy(), requires_grad=True) for t in inputs]
+    ty = torch_fn(*t_inputs, **cfg["kwargs"])
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6, atol=1e-12)
+    gy = rng.standard_normal(y.shape)
+    y.backward(mdl.tensor(gy))
+    ty.backward(torch.tensor(gy))
+    for t, tt in zip(inputs, t_inputs):
+        if t is not None:
+            np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------- conv2d
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_conv2d_gradcheck(rng, case):
+    cfg = conv_config(rng)
+    inputs = [t for t in make_inputs(rng, cfg) if t is not None]
+    assert mdl.gradcheck(lambda *a: conv2d(*a, **cfg["kwargs"]), inputs)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_conv2d_matches_torch(torch, rng, case):
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, conv_config(rng))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(padding="same"),                                   # even kernel: one extra row/column bottom/right
+    dict(padding="same", dilation=(3, 1)),                  # odd total padding through the dilation
+    dict(padding="same", dilation=2, groups=4),             # depthwise
+    dict(stride=2, padding=(0, 1), groups=4),               # depthwise, strided
+], ids=["same-even", "same-dilated", "same-depthwise", "depthwise-strided"])
+def test_conv2d_same_and_depthwise_match_torch(torch, rng, kwargs):
+    """An explicit 2x4 kernel makes "same" pad unevenly, which PyTorch puts at the bottom/right."""
+    groups = kwargs.get("groups", 1)
+    cfg = dict(x=(2, 4, 6, 7), W=(4, 4 // groups, 2, 4), b=(4,), kwargs=kwargs)
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+
+
+@pytest.mark.parametrize("budget", [1, 2000], ids=["row-bands", "sample-blocks"])
+def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget):
+    """A tiny column budget forces bands of output rows (1 byte) or blocks of a few samples; the results
+    must not depend on how the columns were split."""
+    monkeypatch.setattr(conv_ops, "COLUMN_BYTES", budget)
+    cfg = dict(x=(3, 4, 9, 8), W=(6, 2, 3, 2), b=(6,), kwargs=dict(stride=(2, 1), padding=1, dilation=(1, 2),
+                                                                   groups=2))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    cfg = dict(x=(3, 4, 5, 4), W=(4, 3, 3, 2), b=(6,), kwargs=dict(stride=2, padding=(1, 0), output_padding=1,
+                                                                   groups=2, dilation=1))
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+
+
+def test_conv2d_unbatched_input(torch, rng):
+    """A (C, H, W) input is one image: the output is (O, OH, OW), the gradient (C, H, W)."""
+    cfg = dict(x=(3, 6, 5), W=(4, 3, 3, 3), b=(4,), kwargs=dict(padding=1))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+
+
+def test_conv2d_float32_keeps_dtype(torch, rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    y = conv2d(mdl.tensor(x), mdl.tensor(w), mdl.tensor(b), padding=1)
+    assert y.dtype == np.float32
+    expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1)
+    np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(rng):
+    """<conv2d(x, W), y> == <x, conv_transpose2d(y, W)> with the same W, stride, padding, dilation, groups."""
+    x, W, y = tensor64(rng, 2, 4, 7, 6), tensor64(rng, 6, 2, 3, 2), tensor64(rng, 2, 6, 4, 3)
+    kwargs = dict(stride=2, padding=(1, 1), dilation=(1, 2), groups=2)
+    conv_x = conv2d(x, W, **kwargs)
+    assert conv_x.shape == y.shape
+    transposed_y = conv_transpose2d(y, W, output_padding=(0, 1), **kwargs)
+    assert transposed_y.shape == x.shape
+    np.testing.assert_allclose((conv_x.numpy() * y.numpy()).sum(), (x.numpy() * transposed_y.numpy()).sum(),
+                               rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------------- conv_transpose2d
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_conv_transpose2d_gradcheck(rng, case):
+    cfg = conv_transpose_config(rng)
+    inputs = [t for t in make_inputs(rng, cfg) if t is not None]
+    assert mdl.gradcheck(lambda *a: conv_transpose2d(*a, **cfg["kwargs"]), inputs)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_conv_transpose2d_matches_torch(torch, rng, case):
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                        conv_transpose_config(rng))
+
+
+def test_conv_transpose2d_unbatched_input(torch, rng):
+    cfg = dict(x=(4, 3, 5), W=(4, 3, 3, 3), b=(6,), kwargs=dict(stride=2, groups=2, output_padding=1))
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+
+
+# ----------------------------------------------------------------------------------- errors
+
+
+def t(*shape, dtype=np.float32):
+    return mdl.tensor(np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("call, error, fragments", [
+    (lambda: conv2d(t(8, 8), t(8, 3, 3, 3)), ValueError, ["conv2d", "input", "(8, 8)"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3)), ValueError, ["conv2d", "weight", "(8, 3, 3)"]),
+    (lambda: conv2d(t(2, 1, 8, 8), t(8, 3, 3, 3)), ValueError,
+     ["conv2d: expected input with 3 channels (weight (8, 3, 3, 3), groups=1), got input of shape (2, 1, 8, 8)"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 1, 3, 3)), ValueError,
+     ["conv2d: expected input with 1 channel (", "(2, 3, 8, 8)"]),
+    (lambda: conv2d(t(2, 6, 8, 8), t(8, 3, 3, 3), groups=4), ValueError, ["conv2d", "groups=4", "(8, 3, 3, 3)"]),
+    (lambda: conv2d(t(2, 6, 8, 8), t(9, 3, 3, 3), groups=2), ValueError, ["conv2d", "groups=2", "(9, 3, 3, 3)"]),
+    (lambda: conv2d(t(2, 3, 2, 2), t(8, 3, 3, 3)), ValueError,
+     ["conv2d: input (2, 3, 2, 2) is smaller than the dilated kernel 3x3"]),
+    (lambda: conv2d(t(2, 3, 5, 5), t(8, 3, 3, 3), dilation=3), ValueError, ["conv2d", "(2, 3, 5, 5)", "7x7"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3, dtype=np.float64)), TypeError, ["conv2d", "float64", "float32"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), t(4)), ValueError, ["conv2d", "bias", "(8,)", "(4,)"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), padding="same", stride=2), ValueError, ["conv2d", "same", "stride"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), padding="full"), ValueError, ["conv2d", "'full'"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), padding=-1), ValueError, ["conv2d", "padding", "(-1, -1)"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), stride=0), ValueError, ["conv2d", "stride", "(0, 0)"]),
+    (lambda: conv2d(t(2, 3, 8, 8), t(8, 3, 3, 3), groups=0), ValueError, ["conv2d", "groups"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(4, 2, 3, 3)), ValueError,
+     ["conv_transpose2d: expected input with 4 channels (weight (4, 2, 3, 3), groups=1), got input of shape "
+      "(2, 3, 5, 5)"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(3, 2, 3, 3), groups=2), ValueError,
+     ["conv_transpose2d", "groups=2", "(3, 2, 3, 3)"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(3, 2, 3, 3), output_padding=1), ValueError,
+     ["conv_transpose2d", "output_padding (1, 1)", "stride (1, 1)", "dilation (1, 1)"]),
+    (lambda: conv_transpose2d(t(2, 3, 1, 1), t(3, 2, 3, 3), padding=2), ValueError,
+     ["conv_transpose2d", "(2, 3, 1, 1)", "(3, 2, 3, 3)"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(3, 2, 3, 3), padding="same"), ValueError,
+     ["conv_transpose2d", "padding", "'same'"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(3, 2, 3, 3), t(3)), ValueError, ["conv_transpose2d", "bias", "(2,)"]),
+    (lambda: conv_transpose2d(t(2, 3, 5, 5), t(3, 2, 3, 3, dtype=np.float64)), TypeError,
+     ["conv_transpose2d", "float64"]),
+])
+def test_bad_arguments_raise_naming_op_and_shapes(call, error, fragments):
+    with pytest.raises(error) as info:
+        call()
+    for fragment in fragments:
+        assert fragment in str(info.value)

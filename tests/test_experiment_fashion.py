@@ -1,0 +1,34 @@
+"""A short real-data run of the main job: one epoch on 10,000 Fashion-MNIST images must learn.
+
+The full run is a benchmark (see the README), not a test; this one checks that the whole path —
+data, model, training loop, figures, report — works together on the real data set.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "fashion-mnist"
+DATA = Path(os.environ["MINIDL_DATA"]) / "fashion-mnist" if os.environ.get("MINIDL_DATA") else SHARED
+
+pytestmark = pytest.mark.skipif(not (DATA / "train-images-idx3-ubyte.gz").exists(),
+                                reason=f"the real Fashion-MNIST files are not in {DATA}")
+
+
+def test_one_epoch_on_10000_images_learns(tmp_path):
+    sys.path.insert(0, str(REPO / "experiments"))
+    import fashion_cnn
+
+    out = tmp_path / "run"
+    code = fashion_cnn.main(["--epochs", "1", "--train-subset", "10000", "--val-size", "1000",
+                             "--data-dir", str(DATA), "--out", str(out), "--no-progress"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.80, summary
+    assert len(summary["per_class_accuracy"]) == 10 and summary["epochs"] == 1
+    for name in ("config.json", "metrics.csv", "checkpoint.npz", "report.md", "training_curves.png",
+                 "per_class_accuracy.png", "confusion_matrix.png", "examples.png", "conv1_filters.png"):
+        assert (out / name).stat().st_size > 0, name

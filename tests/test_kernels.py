@@ -1,0 +1,181 @@
+"""Every Numba kernel of ``minidl.kernels.cpu`` equals its plain-loop twin in ``minidl.kernels.reference``.
+
+Each test draws a random small geometry (batch, channels, image size, kernel, stride, padding, dilation,
+and for im2col/col2im a band of output rows), runs the fast kernel and the reference on copies of the same
+inputs, and requires the same output: bit-equal for copies and max/argmax, within float rounding for
+sums (the two add in different orders).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minidl.kernels import cpu, kernels_for, reference
+from minidl.ops.pool import _pool_output_size
+
+CASES = range(8)
+DTYPES = [np.float32, np.float64]
+
+
+def assert_sums_close(actual, expected):
+    """Equal up to the rounding of sums taken in a different order."""
+    tol = 1e-5 if actual.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+def conv_geometry(rng):
+    """A random convolution geometry with at least one output row and column."""
+    while True:
+        N, C = rng.integers(1, 3), rng.integers(1, 4)
+        H, W = rng.integers(1, 8, size=2)
+        KH, KW, SH, SW = rng.integers(1, 4, size=4)
+        PH, PW = rng.integers(0, 3, size=2)
+        DH, DW = rng.integers(1, 3, size=2)
+        OH = (H + 2 * PH - DH * (KH - 1) - 1) // SH + 1
+        OW = (W + 2 * PW - DW * (KW - 1) - 1) // SW + 1
+        if OH >= 1 and OW >= 1:
+            return tuple(int(v) for v in (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW))
+
+
+def pool_geometry(rng, dilation=True):
+    """A random pooling geometry (padding at most half the kernel, as PyTorch requires) and ceil_mode."""
+    while True:
+        N, C = rng.integers(1, 3), rng.integers(1, 4)
+        H, W = rng.integers(1, 8, size=2)
+        KH, KW, SH, SW = rng.integers(1, 4, size=4)
+        PH, PW = rng.integers(0, KH // 2 + 1), rng.integers(0, KW // 2 + 1)
+        DH, DW = rng.integers(1, 3, size=2) if dilation else (1, 1)
+        ceil_mode = bool(rng.integers(2))
+        OH = _pool_output_size(H, KH, SH, PH, DH, ceil_mode)
+        OW = _pool_output_size(W, KW, SW, PW, DW, ceil_mode)
+        if OH >= 1 and OW >= 1:
+            return tuple(int(v) for v in (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_im2col(rng, case, dtype):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = conv_geometry(rng)
+    oh0 = int(rng.integers(0, OH))
+    R = int(rng.integers(1, OH - oh0 + 1))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    col, expected = (np.full((N, C, KH, KW, R, OW), np.nan, dtype) for _ in range(2))
+    cpu.im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
+    reference.im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, expected)
+    np.testing.assert_array_equal(col, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_col2im_adds_into_x(rng, case, dtype):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = conv_geometry(rng)
+    oh0 = int(rng.integers(0, OH))
+    R = int(rng.integers(1, OH - oh0 + 1))
+    col = rng.standard_normal((N, C, KH, KW, R, OW)).astype(dtype)
+    x0 = rng.standard_normal((N, C, H, W)).astype(dtype)
+    x, expected = x0.copy(), x0.copy()
+    cpu.col2im(col, SH, SW, PH, PW, DH, DW, oh0, x)
+    reference.col2im(col, SH, SW, PH, PW, DH, DW, oh0, expected)
+    assert_sums_close(x, expected)
+
+
+def test_col2im_is_the_adjoint_of_im2col(rng):
+    """<im2col(x), c> == <x, col2im(c)> for any x and c: col2im is the transpose of the im2col copy."""
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = conv_geometry(rng)
+    x = rng.standard_normal((N, C, H, W))
+    c = rng.standard_normal((N, C, KH, KW, OH, OW))
+    col, back = np.empty_like(c), np.zeros_like(x)
+    cpu.im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, 0, col)
+    cpu.col2im(c, SH, SW, PH, PW, DH, DW, 0, back)
+    np.testing.assert_allclose((col * c).sum(), (x * back).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_max_pool2d(rng, case, dtype):
+    """Small integers make many ties, so both kernels must also agree on which tied element wins."""
+    while True:
+        N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = pool_geometry(rng)
+        x = rng.integers(-3, 4, size=(N, C, H, W)).astype(dtype)
+        y_ref, idx_ref = np.empty((N, C, OH, OW), dtype), np.empty((N, C, OH, OW), np.int64)
+        reference.max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y_ref, idx_ref)
+        if np.isfinite(y_ref).all():  # a window entirely in the padding has no element to route back to
+            break
+    y, idx = np.empty_like(y_ref), np.empty_like(idx_ref)
+    cpu.max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+
+    gy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    gx, gx_ref = (np.full((N, C, H, W), np.nan, dtype) for _ in range(2))
+    cpu.max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx)
+    reference.max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx_ref)
+    assert_sums_close(gx, gx_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_avg_pool2d(rng, case, dtype):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, _, _, OH, OW = pool_geometry(rng, dilation=False)
+    count_include_pad = bool(rng.integers(2))
+    divisor = int(rng.choice([0, 0, 1, 5]))  # 0: no divisor_override
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    y, y_ref = (np.full((N, C, OH, OW), np.nan, dtype) for _ in range(2))
+    cpu.avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y)
+    reference.avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y_ref)
+    assert_sums_close(y, y_ref)
+
+    gy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    gx, gx_ref = (np.full((N, C, H, W), np.nan, dtype) for _ in range(2))
+    cpu.avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, gx)
+    reference.avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, gx_ref)
+    assert_sums_close(gx, gx_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_adaptive_avg_pool2d(rng, case, dtype):
+    """Output sizes both below and above the input size, so bins both overlap and repeat elements."""
+    N, C = (int(v) for v in rng.integers(1, 3, size=2))
+    H, W = (int(v) for v in rng.integers(1, 9, size=2))
+    OH, OW = int(rng.integers(1, H + 3)), int(rng.integers(1, W + 3))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    y, y_ref = (np.full((N, C, OH, OW), np.nan, dtype) for _ in range(2))
+    cpu.adaptive_avg_pool2d_forward(x, y)
+    reference.adaptive_avg_pool2d_forward(x, y_ref)
+    assert_sums_close(y, y_ref)
+
+    gy = rng.standard_normal((N, C, OH, OW)).astype(dtype)
+    gx, gx_ref = (np.full((N, C, H, W), np.nan, dtype) for _ in range(2))
+    cpu.adaptive_avg_pool2d_backward(gy, gx)
+    reference.adaptive_avg_pool2d_backward(gy, gx_ref)
+    assert_sums_close(gx, gx_ref)
+
+
+def test_kernels_for_picks_the_device_module():
+    assert kernels_for(np) is cpu
+
+
+def test_kernels_run_without_jit():
+    """With NUMBA_DISABLE_JIT=1 the kernels are plain Python (debuggable) and still equal the reference."""
+    script = (
+        "import numpy as np\n"
+        "from minidl.kernels import cpu, reference\n"
+        "x = np.arange(2 * 3 * 5 * 4, dtype=np.float64).reshape(2, 3, 5, 4) % 7\n"
+        "for k in (cpu, reference):\n"
+        "    col = np.empty((2, 3, 3, 2, 3, 2)); k.im2col(x, 3, 2, 2, 2, 1, 0, 1, 1, 0, col)\n"
+        "    g = np.zeros_like(x); k.col2im(col, 2, 2, 1, 0, 1, 1, 0, g)\n"
+        "    y = np.empty((2, 3, 3, 2)); i = np.empty(y.shape, np.int64)\n"
+        "    k.max_pool2d_forward(x, 3, 2, 2, 2, 1, 0, 1, 1, y, i)\n"
+        "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
+        "    print(g.sum(), i.sum(), a.sum())\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    fast, slow = out.stdout.strip().splitlines()
+    assert fast == slow
