@@ -4,6 +4,8 @@ Both run on BLAS (``numpy.matmul``) in the forward and the backward pass.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 from .checks import check_same_dtype
@@ -30,10 +32,9 @@ class MatMul(Function):
         xp = get_array_module(gy)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            gy = xp.expand_dims(gy, -2)
-        if b.ndim == 1:
-            gy = xp.expand_dims(gy, -1)
+        # Put back the unit axes NumPy dropped for 1-D operands, so gy is (..., M, N) like a2 @ b2.
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        gy = gy.reshape(batch + (a2.shape[-2], b2.shape[-1]))
         need_a, need_b = ctx.needs_input_grad
         ga = sum_to(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) if need_a else None
         gb = sum_to(xp.swapaxes(a2, -1, -2) @ gy, b2.shape).reshape(b.shape) if need_b else None
