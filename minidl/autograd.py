@@ -117,6 +117,8 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (or plain values) and record the node when a gradient is needed."""
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        if _CUDA_POSSIBLE:
+            _check_one_device(cls.__name__, args)
         ctx = cls.__new__(cls)
         record = False
         if _GradMode.enabled:
@@ -148,6 +150,14 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"
+
+
+def _check_one_device(op: str, args) -> None:
+    """Raise if the Tensor arguments of an op live on different devices, naming them."""
+    devices = {(a.device, i) for i, a in enumerate(args) if isinstance(a, Tensor)}
+    if len({d for d, _ in devices}) > 1:
+        listed = ", ".join(f"argument {i} on {d}" for d, i in sorted(devices, key=lambda p: p[1]))
+        raise RuntimeError(f"{op}: expected all tensors on one device, got {listed}; move them with .to(device)")
 
 
 def _check_not_freed(node) -> None:
@@ -220,5 +230,8 @@ def run_backward(root, gy, retain_graph: bool = False) -> None:
                 node._free()
 
 
-from .backend import get_array_module  # noqa: E402
+from .backend import _cupy, get_array_module  # noqa: E402
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module lazily; no cycle at load time)
+
+# Without CuPy every array is a NumPy array, so the device check would only cost time.
+_CUDA_POSSIBLE = _cupy is not None

@@ -1,6 +1,7 @@
 """Shared fixtures: a seeded NumPy generator, the PyTorch oracle, and the devices to test on."""
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -54,3 +55,69 @@ def compare_with_torch(torch, mdl_fn, torch_fn, arrays, rng, rtol=1e-6, atol=1e-
     for m, t in zip(mx, tx):
         if t.requires_grad:
             np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------------------------------ op coverage
+# With MINIDL_OP_COVERAGE=path, record which Function classes run inside mdl.gradcheck and inside tests
+# that use the PyTorch oracle, and write the table to ``path`` (JSON) at the end of the session.
+_COVERAGE_PATH = os.environ.get("MINIDL_OP_COVERAGE")
+_seen = {"gradcheck": set(), "torch": set()}
+_state = {"gradcheck_depth": 0, "torch_test": False}
+
+if _COVERAGE_PATH:
+    from minidl import autograd
+
+    _plain_apply = autograd.Function.apply.__func__
+
+    def _recording_apply(cls, *args, **kwargs):
+        if _state["gradcheck_depth"]:
+            _seen["gradcheck"].add(cls)
+        if _state["torch_test"]:
+            _seen["torch"].add(cls)
+        return _plain_apply(cls, *args, **kwargs)
+
+    autograd.Function.apply = classmethod(_recording_apply)
+    _plain_gradcheck = mdl.gradcheck
+
+    def _recording_gradcheck(*args, **kwargs):
+        _state["gradcheck_depth"] += 1
+        try:
+            return _plain_gradcheck(*args, **kwargs)
+        finally:
+            _state["gradcheck_depth"] -= 1
+
+    mdl.gradcheck = _recording_gradcheck
+
+    @pytest.fixture(autouse=True)
+    def _record_torch_tests(request):
+        _state["torch_test"] = "torch" in request.fixturenames
+        yield
+        _state["torch_test"] = False
+
+
+def _all_ops():
+    import importlib
+    import pkgutil
+
+    import minidl.ops
+    from minidl.autograd import Function
+    for info in pkgutil.iter_modules(minidl.ops.__path__):
+        importlib.import_module(f"minidl.ops.{info.name}")
+    found, stack = set(), list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("minidl.ops.") and not cls.__name__.startswith("_"):
+            found.add(cls)
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _COVERAGE_PATH:
+        return
+    import json
+    ops = sorted(_all_ops(), key=lambda c: (c.__module__, c.__name__))
+    table = {f"{c.__module__.rsplit('.', 1)[1]}.{c.__name__}":
+             {"gradcheck": c in _seen["gradcheck"], "torch": c in _seen["torch"]} for c in ops}
+    with open(_COVERAGE_PATH, "w") as f:
+        json.dump(table, f, indent=1)

@@ -4,6 +4,7 @@ import pytest
 
 import minidl as mdl
 from minidl.autograd import Function
+from minidl.gradcheck import GradcheckError
 
 
 def test_gradient_accumulates_over_reused_node(rng):
@@ -138,7 +139,7 @@ def test_gradcheck_reports_the_worst_element(rng):
             return gy * x  # missing the factor 2
 
     x = mdl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
-    with pytest.raises(mdl.gradcheck.__globals__["GradcheckError"], match="worst element"):
+    with pytest.raises(GradcheckError, match="worst element"):
         mdl.gradcheck(WrongSquare.apply, [x])
     assert mdl.gradcheck(WrongSquare.apply, [x], raise_exception=False) is False
 
@@ -146,3 +147,17 @@ def test_gradcheck_reports_the_worst_element(rng):
 def test_gradcheck_needs_float64():
     with pytest.raises(TypeError, match="float64"):
         mdl.gradcheck(lambda t: t * 2, [mdl.tensor([1.0], requires_grad=True)])
+
+
+def test_mixing_devices_is_an_error_naming_both(monkeypatch):
+    from minidl import autograd
+    monkeypatch.setattr(autograd, "_CUDA_POSSIBLE", True)
+    x = mdl.zeros(2)
+
+    class FakeCuda(mdl.Tensor):
+        device = "cuda"
+
+    y = FakeCuda(np.zeros(2, dtype=np.float32))
+    with pytest.raises(RuntimeError, match=r"Add: expected all tensors on one device, got argument 0 on cpu, "
+                                           r"argument 1 on cuda"):
+        x + y

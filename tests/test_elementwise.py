@@ -72,3 +72,23 @@ def test_where_routes_gradients(rng, torch):
 def test_mixed_float_dtypes_promote_like_torch():
     y = mdl.ones(2) + mdl.ones(2, dtype=mdl.float64)
     assert y.dtype == mdl.float64
+
+
+def test_neg_gradcheck(rng):
+    assert mdl.gradcheck(lambda t: -t, [tensor64(rng, 3, 2)])
+
+
+def test_cast_round_trip_gradcheck_and_torch(rng, torch):
+    # Through float32 and back: the gradient is the identity, rounded to float32 on the way.
+    x = tensor64(rng, 4, 3)
+    assert mdl.gradcheck(lambda t: t.float().double() * 3.0, [x], eps=1e-2, atol=1e-4)
+    compare_with_torch(torch, lambda t: t.float() * 2, lambda t: t.float() * 2, [rng.standard_normal((3,))], rng,
+                       rtol=1e-6, atol=1e-6)
+
+
+def test_to_device_round_trip(device, rng):
+    x = tensor64(rng, 3, device="cpu")
+    y = x.to(device) * 2
+    assert y.device == device
+    y.backward(np.ones(3) if device == "cpu" else y.data * 0 + 1)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))

@@ -55,3 +55,9 @@ def test_var_correction_options(rng):
     np.testing.assert_allclose(x.var(axis=0, correction=2).numpy(), a.var(axis=0, ddof=2))
     with pytest.raises(ValueError, match="only one"):
         x.var(unbiased=True, ddof=0)
+
+
+def test_max_with_dim_values_gradcheck(rng):
+    a = rng.permutation(12).reshape(3, 4).astype(np.float64)
+    assert mdl.gradcheck(lambda t: t.max(dim=1).values * 2, [mdl.tensor(a, requires_grad=True)])
+    assert mdl.gradcheck(lambda t: t.min(dim=0, keepdim=True).values, [mdl.tensor(a, requires_grad=True)])

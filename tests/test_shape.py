@@ -67,3 +67,11 @@ def test_cat_of_one_input_with_grad_and_one_without(rng):
 def test_stack_rejects_mixed_shapes():
     with pytest.raises(ValueError, match="stack"):
         mdl.stack([mdl.zeros(2), mdl.zeros(3)])
+
+
+def test_permute_expand_stack_match_torch_and_gradcheck(rng, torch):
+    a = rng.standard_normal((2, 3, 1))
+    compare_with_torch(torch, lambda t: t.permute(2, 0, 1), lambda t: t.permute(2, 0, 1), [a], rng)
+    compare_with_torch(torch, lambda t: t.expand(4, 2, 3, 5), lambda t: t.expand(4, 2, 3, 5), [a], rng)
+    x, y = mdl.tensor(a, requires_grad=True), mdl.tensor(rng.standard_normal((2, 3, 1)), requires_grad=True)
+    assert mdl.gradcheck(lambda p, q: mdl.stack([p, q * q], axis=1), [x, y])
