@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,10 +29,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "experiments"))
 
 import minidl as mdl  # noqa: E402
 import minidl.nn.functional as F  # noqa: E402
 import minidl.optim as optim  # noqa: E402
+from common import machine as run_machine  # noqa: E402
 from twins import copy_weights, torch_module  # noqa: E402
 
 # name: (models file, class, constructor kwargs, batch, input (C, H, W), segmentation?)
@@ -51,19 +52,10 @@ MODELS = {
 
 def machine() -> dict:
     """CPU model, core count and library versions, for the results header."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import numba
     import torch
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "torch": torch.__version__, "minidl": mdl.__version__,
-            "date": datetime.date.today().isoformat()}
+    return {**run_machine(), "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
+            "minidl": mdl.__version__, "date": datetime.date.today().isoformat()}
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:

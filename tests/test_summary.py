@@ -12,22 +12,9 @@ from minidl.summary import summary
 
 
 def report003_net():
-    """Report 003's default network, written as in the report."""
-    class CNN(nn.Module):
-        def __init__(self, encoded_space_dim=10, fc2_input_dim=512):
-            super().__init__()
-            self.cnn = nn.Sequential(nn.Conv2d(3, 24, 5, stride=1, padding="valid"), nn.ReLU(),
-                                     nn.MaxPool2d(2, stride=2), nn.Conv2d(24, 48, 3, stride=1, padding="valid"),
-                                     nn.ReLU(), nn.MaxPool2d(2, stride=2),
-                                     nn.Conv2d(48, 96, 3, stride=1, padding="valid"), nn.MaxPool2d(2, stride=2))
-            self.flatten = nn.Flatten(start_dim=1)
-            self.lin = nn.Sequential(nn.Linear(2 * 2 * 96, fc2_input_dim), nn.ReLU(),
-                                     nn.Linear(fc2_input_dim, encoded_space_dim))
-
-        def forward(self, x):
-            return self.lin(self.flatten(self.cnn(x)))
-
-    return CNN()
+    """Report 003's default network (models/cifar.py)."""
+    from models.cifar import Report003Net
+    return Report003Net()
 
 
 # Report 003, Figure 1 (layer, output shape, parameters), and its totals.
