@@ -15,8 +15,6 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 def torch_module(name: str) -> types.ModuleType:
     """``models/<name>.py`` with ``minidl.nn``/``minidl.nn.functional`` replaced by ``torch.nn``/``torch.nn.functional``."""
-    import torch  # noqa: F401 - the twin's imports need it loaded
-
     source = (MODELS_DIR / f"{name}.py").read_text()
     source = source.replace("import minidl.nn.functional as F", "import torch.nn.functional as F")
     source = source.replace("import minidl.nn as nn", "import torch.nn as nn")

@@ -25,7 +25,7 @@ import minidl as mdl
 import minidl.nn as nn
 import minidl.optim as optim
 from minidl import metrics, training, viz
-from minidl.data import DataLoader, Subset, random_split
+from minidl.data import DataLoader, Subset
 from minidl.data import transforms as T
 from minidl.data.datasets import MNIST, FashionMNIST
 from models.fashion import Report000Net, Report001Net

@@ -22,6 +22,11 @@ from .random import manual_seed
 from .summary import summary
 from .tensor import Tensor, tensor
 
+__all__ = ["Function", "Tensor", "arange", "cat", "concatenate", "cuda", "double", "empty", "enable_grad", "eye",
+           "float", "float32", "float64", "from_numpy", "full", "gradcheck", "int64", "is_grad_enabled", "long",
+           "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint", "randn", "set_grad_enabled", "stack",
+           "summary", "tensor", "where", "zeros", "zeros_like"]
+
 float32 = np.dtype("float32")
 float64 = np.dtype("float64")
 int64 = np.dtype("int64")
