@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .backend import threads as _threads
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, randint, randn, zeros,
                        zeros_like)
@@ -26,6 +27,8 @@ __all__ = ["Function", "Tensor", "arange", "cat", "concatenate", "cuda", "double
            "float", "float32", "float64", "from_numpy", "full", "gradcheck", "int64", "is_grad_enabled", "long",
            "manual_seed", "no_grad", "ones", "ones_like", "rand", "randint", "randn", "set_grad_enabled", "stack",
            "summary", "tensor", "where", "zeros", "zeros_like"]
+
+_threads.configure()  # before any kernel or BLAS call: see minidl/backend/threads.py
 
 float32 = np.dtype("float32")
 float64 = np.dtype("float64")

@@ -48,27 +48,30 @@ __device__ void bins_containing(long long i, long long size, long long out, long
 
 _KERNELS = {
     "im2col": (
-        "raw T x, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, int64 PW, "
-        "int64 DH, int64 DW, int64 oh0, int64 R, int64 OW",
+        "raw T x, int64 N, int64 C, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, "
+        "int64 PW, int64 DH, int64 DW, int64 oh0, int64 R, int64 OW",
         "T col",
         r"""
-        long long t = i;
+        long long t = i;  // col is (C, KH, KW, N, R, OW)
         const long long ow = t % OW; t /= OW;
         const long long r = t % R; t /= R;
+        const long long n = t % N; t /= N;
         const long long kw = t % KW; t /= KW;
-        const long long kh = t % KH; t /= KH;  // t = n * C + c
+        const long long kh = t % KH; t /= KH;
+        const long long c = t;
         const long long h = (oh0 + r) * SH - PH + kh * DH;
         const long long w = ow * SW - PW + kw * DW;
-        col = (0 <= h && h < H && 0 <= w && w < W) ? x[(t * H + h) * W + w] : (T)0;
+        col = (0 <= h && h < H && 0 <= w && w < W) ? x[((n * C + c) * H + h) * W + w] : (T)0;
         """),
     "col2im": (
-        "raw T col, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, int64 PW, "
-        "int64 DH, int64 DW, int64 oh0, int64 R, int64 OW",
+        "raw T col, int64 N, int64 C, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, "
+        "int64 PW, int64 DH, int64 DW, int64 oh0, int64 R, int64 OW",
         "T x",
         r"""
         long long t = i;
         const long long w = t % W; t /= W;
-        const long long h = t % H; t /= H;  // t = n * C + c
+        const long long h = t % H; t /= H;
+        const long long c = t % C, n = t / C;
         T s = 0;
         for (long long kh = 0; kh < KH; ++kh) {
           const long long th = h + PH - kh * DH;  // equals (oh0 + r) * SH when row r of col read row h
@@ -80,7 +83,7 @@ _KERNELS = {
             if (tw < 0 || tw % SW != 0) continue;
             const long long ow = tw / SW;
             if (ow >= OW) continue;
-            s += col[(((t * KH + kh) * KW + kw) * R + r) * OW + ow];
+            s += col[((((c * KH + kh) * KW + kw) * N + n) * R + r) * OW + ow];
           }
         }
         x += s;
@@ -88,7 +91,7 @@ _KERNELS = {
     "max_pool2d_forward": (
         "raw T x, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, int64 PW, "
         "int64 DH, int64 DW, int64 OH, int64 OW",
-        "T y, int64 idx",
+        "T y, I idx",
         r"""
         long long t = i;
         const long long ow = t % OW; t /= OW;
@@ -109,7 +112,7 @@ _KERNELS = {
         idx = best_at;
         """),
     "max_pool2d_backward": (
-        "raw T gy, raw int64 idx, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, "
+        "raw T gy, raw I idx, int64 H, int64 W, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, "
         "int64 PW, int64 DH, int64 DW, int64 OH, int64 OW",
         "T gx",
         r"""
@@ -211,15 +214,15 @@ def _kernel(name: str):
 
 
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
-    # One thread per col element (n, c, kh, kw, r, ow), each reading one input element or the padding.
-    H, W = x.shape[2], x.shape[3]
-    _kernel("im2col")(x, H, W, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col.shape[4], col.shape[5], col)
+    # One thread per col element (c, kh, kw, n, r, ow), each reading one input element or the padding.
+    N, C, H, W = x.shape
+    _kernel("im2col")(x, N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col.shape[4], col.shape[5], col)
 
 
 def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
     # Gather: one thread per x element sums the col entries that came from it, then adds them to x.
-    KH, KW, R, OW = col.shape[2:]
-    _kernel("col2im")(col, x.shape[2], x.shape[3], KH, KW, SH, SW, PH, PW, DH, DW, oh0, R, OW, x)
+    C, KH, KW, N, R, OW = col.shape
+    _kernel("col2im")(col, N, C, x.shape[2], x.shape[3], KH, KW, SH, SW, PH, PW, DH, DW, oh0, R, OW, x)
 
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):

@@ -16,8 +16,10 @@ import math
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
     """Copy every kernel window of ``x`` into a column: the unfold that turns a convolution into a GEMM.
 
-    col (N, C, KH, KW, R, OW) holds output rows oh0 .. oh0+R-1 (R = col.shape[4]):
-        col[n, c, kh, kw, r, ow] = x[n, c, (oh0+r)*SH - PH + kh*DH, ow*SW - PW + kw*DW], or 0 in the padding.
+    col (C, KH, KW, N, R, OW) holds output rows oh0 .. oh0+R-1 (R = col.shape[4]) of every sample:
+        col[c, kh, kw, n, r, ow] = x[n, c, (oh0+r)*SH - PH + kh*DH, ow*SW - PW + kw*DW], or 0 in the padding.
+    Channel-major, so col.reshape(C*KH*KW, N*R*OW) is one matrix whose columns are the windows of all the
+    samples: a single GEMM with the weight then convolves the whole block.
     """
     N, C, H, W = x.shape
     R, OW = col.shape[4], col.shape[5]
@@ -30,16 +32,17 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
                             h = (oh0 + r) * SH - PH + kh * DH
                             w = ow * SW - PW + kw * DW
                             inside = 0 <= h < H and 0 <= w < W
-                            col[n, c, kh, kw, r, ow] = x[n, c, h, w] if inside else 0
+                            col[c, kh, kw, n, r, ow] = x[n, c, h, w] if inside else 0
 
 
 def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
     """The adjoint of :func:`im2col` (the fold): add every column entry back where im2col read it from.
 
-    ``x += fold(col)``: x[n, c, h, w] grows by the sum of the col entries that im2col copied from (h, w).
-    Written here as the obvious scatter; the fast kernels compute the same sums as a gather.
+    col (C, KH, KW, N, R, OW) as im2col writes it. ``x += fold(col)``: x[n, c, h, w] grows by the sum of the
+    col entries that im2col copied from (h, w). Written here as the obvious scatter; the fast kernels
+    compute the same sums as a gather.
     """
-    N, C, KH, KW, R, OW = col.shape
+    C, KH, KW, N, R, OW = col.shape
     H, W = x.shape[2], x.shape[3]
     for n in range(N):
         for c in range(C):
@@ -50,11 +53,13 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                             h = (oh0 + r) * SH - PH + kh * DH
                             w = ow * SW - PW + kw * DW
                             if 0 <= h < H and 0 <= w < W:
-                                x[n, c, h, w] += col[n, c, kh, kw, r, ow]
+                                x[n, c, h, w] += col[c, kh, kw, n, r, ow]
 
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     """y = the max of each window (padding counts as -inf); idx = its flat position h*W + w in the plane.
+
+    idx may be int64 or int32 (the ops use int32 internally where the plane has fewer than 2**31 elements).
 
     The first maximum wins a tie and a NaN always wins, as in PyTorch. A window that lies entirely in the
     padding gives -inf and PyTorch's index of its first in-range row and column.

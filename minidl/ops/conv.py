@@ -1,39 +1,46 @@
-"""Convolution and transposed convolution: im2col + one GEMM per group, and each other's backward.
+"""Convolution and transposed convolution: im2col + one GEMM per block of samples, and each other's backward.
 
 A 2-D convolution (PyTorch's conv2d is a cross-correlation) becomes a matrix product once every window of
-the input is copied into a column (im2col, "unfold"):
+the input is copied into a column (im2col, "unfold"). The columns of all the samples of a block sit side
+by side in one matrix, channel-major:
 
-    col[n, (c, kh, kw), (oh, ow)] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]    (0 in the padding)
-    y[n] = W @ col[n]        W as (O, C*KH*KW),  y[n] as (O, OH*OW): already NCHW, no transpose
+    col[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]    (0 in the padding)
+    yT = W @ col         W as (O, C*KH*KW),  yT as (O, N*OH*OW)
+    y[n, o] = yT[o, n] + b[o]                 one pass that puts the sample axis first and adds the bias
 
-The adjoint of that copy is col2im ("fold"), which adds each column entry back where it came from. The
+One large GEMM per block runs near the BLAS peak, where one small GEMM per sample (say 32x288 @ 288x121)
+does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint (n, oh, ow)
+axis, with no per-sample partial products to add up. The price is the transposing pass above and a
+transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both cheap next to the GEMMs.
+
+The adjoint of the copy is col2im ("fold"), which adds each column entry back where it came from. The
 two shared computations below are written once, on plain arrays, and both Functions use them:
 
-    unfold_matmul:  im2col(x), then  W @ col  and/or  sum_n gy[n] @ col[n]^T
+    unfold_matmul:  im2col(x), then  W @ col (+ b)  and/or  gyT @ col^T
                     = conv2d forward and conv2d's gW; conv_transpose2d's gx and gW
-    matmul_fold:    W^T @ gy, then col2im
+    matmul_fold:    W^T @ gyT, then col2im
                     = conv2d's gx; conv_transpose2d's forward
 
-Every product is one BLAS GEMM per (sample, group) on contiguous operands (``xp.matmul``). The columns are
-built for a block of samples at a time (or for bands of output rows of one sample, when a single sample
-is larger than that) so the column buffer stays under ``COLUMN_BYTES`` whatever the batch size.
+The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
+a single sample is larger than that) so the buffers stay under ``COLUMN_BYTES`` whatever the batch size.
 """
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, threads
 from ..kernels import kernels_for
 from .checks import check_float, check_ndim, check_same_dtype, pair
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
 
-# Largest column buffer (plus the per-sample weight-gradient products) built at once. 8 MiB keeps a block's
-# columns in the last-level cache between im2col and the GEMM that reads them: measured 1.7x faster than
-# 64 MiB for Fashion-MNIST's second conv at batch 256, and no slower on 256x256 facade images.
+# Largest column buffer (plus the GEMM's output block) built at once: small enough that a block's columns
+# are still in the last-level cache when the GEMM reads them, large enough that the GEMM is efficient.
 COLUMN_BYTES = 8 * 2**20
 
 
@@ -53,24 +60,33 @@ def _blocks(N: int, OH: int, sample_bytes: int, row_bytes: int):
                 yield n, n + 1, oh0, min(OH, oh0 + rows)
 
 
-def _block(a, n0: int, n1: int, oh0: int, oh1: int, G: int):
-    """The block of the NCHW array ``a`` as (samples, G, channels per group, rows*OW): a view, not a copy.
+def _buffer(xp, buf, shape, dtype):
+    """A C-contiguous (shape) view of ``buf``, allocated on first use: the first block is the largest."""
+    if buf is None:
+        buf = xp.empty(math.prod(shape), dtype=dtype)
+    return buf, buf[:math.prod(shape)].reshape(shape)
 
-    Either whole samples (contiguous) or rows of one sample, whose (rows, OW) axes merge into one axis
-    of stride 1, so the GEMM can write its result straight into ``a``.
-    """
-    return a[n0:n1, :, oh0:oh1].reshape(n1 - n0, G, a.shape[1] // G, (oh1 - oh0) * a.shape[3])
+
+def _matmul(xp):
+    """The matmul for ``xp``: on the CPU, NumPy's split across the cores (see ``backend.threads``)."""
+    return threads.matmul if xp is np else xp.matmul
+
+
+def transpose01(a):
+    """``a`` with its first two axes swapped, C-contiguous: (N, C, H, W) -> (C, N, H, W), and back."""
+    return get_array_module(a).ascontiguousarray(a.swapaxes(0, 1))
 
 
 def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int,
-                  W=None, gy=None):
-    """im2col(x) once per block, then ``y = W @ col`` (if ``W`` is given) and ``gW = sum_n gy @ col^T``
-    (if ``gy`` is given).
+                  W=None, b=None, gyT=None):
+    """im2col(x) once per block, then ``y = W @ col + b`` (if ``W`` is given) and ``gW = gyT @ col^T``
+    (if ``gyT`` is given).
 
-    x (N, C, H, W); W (O, C/G, KH, KW); gy (N, O, OH, OW); ``padding`` is (top, left), the bottom/right
-    padding being whatever OH, OW imply. Returns ``(y, gW)``, each None when not asked for:
-        y[n, g]  = W[g] @ col[n, g]                      (O/G, OH*OW)
-        gW[g]    = sum_n gy[n, g] @ col[n, g]^T          (O/G, C/G*KH*KW)
+    x (N, C, H, W); W (O, C/G, KH, KW); b (O,) or None; gyT (O, N, OH, OW), the output gradient with its
+    first two axes swapped (see :func:`transpose01`); ``padding`` is (top, left), the bottom/right padding
+    being whatever OH, OW imply. Returns ``(y, gW)``, each None when not asked for:
+        y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
+        gW[g]    = gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW), the sum over samples in the GEMM
     """
     xp = get_array_module(x)
     kernels = kernels_for(xp)
@@ -78,59 +94,60 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
     x = xp.ascontiguousarray(x)
     N, C = x.shape[:2]
     K = C // G * KH * KW  # rows of one group's columns
-    O = W.shape[0] if W is not None else gy.shape[1]
+    O = W.shape[0] if W is not None else gyT.shape[0]
     y = gW = None
     if W is not None:
         y = xp.empty((N, O, OH, OW), dtype=x.dtype)
         Wg = W.reshape(G, O // G, K)
-    if gy is not None:
-        gy = xp.ascontiguousarray(gy)
+    if gyT is not None:
+        gyT = xp.ascontiguousarray(gyT)
         gW = xp.zeros((G, O // G, K), dtype=x.dtype)
-    row_bytes = C * KH * KW * OW * x.itemsize
-    sample_bytes = OH * row_bytes + (O * K * x.itemsize if gy is not None else 0)
-    buf = None
-    for n0, n1, oh0, oh1 in _blocks(N, OH, sample_bytes, row_bytes):
-        shape = (n1 - n0, C, KH, KW, oh1 - oh0, OW)
-        if buf is None:  # the first block is the largest; the others reuse its memory
-            buf = xp.empty(math.prod(shape), dtype=x.dtype)
-        col = buf[:math.prod(shape)].reshape(shape)
+    row_bytes = (C * KH * KW + (O if W is not None else 0)) * OW * x.itemsize
+    col_buf = yT_buf = None
+    for n0, n1, oh0, oh1 in _blocks(N, OH, OH * row_bytes, row_bytes):
+        Nb, R = n1 - n0, oh1 - oh0
+        col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), x.dtype)
         kernels.im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
-        col = col.reshape(n1 - n0, G, K, (oh1 - oh0) * OW)
+        col = col.reshape(G, K, Nb * R * OW)
         if W is not None:
-            xp.matmul(Wg, col, out=_block(y, n0, n1, oh0, oh1, G))
-        if gy is not None:
-            gW += xp.matmul(_block(gy, n0, n1, oh0, oh1, G), col.swapaxes(-1, -2)).sum(axis=0)
+            yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, Nb * R * OW), x.dtype)
+            _matmul(xp)(Wg, col, out=yT)
+            yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
+            if b is None:
+                y[n0:n1, :, oh0:oh1] = yT
+            else:
+                xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
+        if gyT is not None:
+            gW += _matmul(xp)(gyT[:, n0:n1, oh0:oh1].reshape(G, O // G, Nb * R * OW), col.swapaxes(-1, -2))
     if gW is not None:
         gW = gW.reshape(O, C // G, KH, KW)
     return y, gW
 
 
-def matmul_fold(gy, W, H: int, W_in: int, stride, padding, dilation, groups: int):
-    """``gcol = W^T @ gy`` per block, then col2im: the adjoint of ``unfold_matmul(x, W=W)`` with respect to x.
+def matmul_fold(gyT, W, H: int, W_in: int, stride, padding, dilation, groups: int):
+    """``gcol = W^T @ gyT`` per block, then col2im: the adjoint of ``unfold_matmul(x, W=W)`` with respect to x.
 
-    gy (N, O, OH, OW); W (O, C/G, KH, KW); the result gx has shape (N, C, H, W_in):
-        gcol[n, g] = W[g]^T @ gy[n, g]                   (C/G*KH*KW, OH*OW)
-        gx[n]      = col2im(gcol[n])                     each entry added back where im2col read it
+    gyT (O, N, OH, OW) (the output gradient with its first two axes swapped); W (O, C/G, KH, KW); the
+    result gx has shape (N, C, H, W_in):
+        gcol[g] = W[g]^T @ gyT[g]                        (C/G*KH*KW, N*OH*OW)
+        gx      = col2im(gcol)                           each entry added back where im2col read it
     """
-    xp = get_array_module(gy)
+    xp = get_array_module(gyT)
     kernels = kernels_for(xp)
     (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-    gy = xp.ascontiguousarray(gy)
-    N, O, OH, OW = gy.shape
+    gyT = xp.ascontiguousarray(gyT)
+    O, N, OH, OW = gyT.shape
     Cg, KH, KW = W.shape[1:]
     C, K = Cg * G, Cg * KH * KW
     WgT = W.reshape(G, O // G, K).transpose(0, 2, 1)
-    gx = xp.zeros((N, C, H, W_in), dtype=gy.dtype)
-    row_bytes = C * KH * KW * OW * gy.itemsize
+    gx = xp.zeros((N, C, H, W_in), dtype=gyT.dtype)
+    row_bytes = C * KH * KW * OW * gyT.itemsize
     buf = None
     for n0, n1, oh0, oh1 in _blocks(N, OH, OH * row_bytes, row_bytes):
-        shape = (n1 - n0, G, K, (oh1 - oh0) * OW)
-        if buf is None:  # the first block is the largest; the others reuse its memory
-            buf = xp.empty(math.prod(shape), dtype=gy.dtype)
-        gcol = buf[:math.prod(shape)].reshape(shape)
-        xp.matmul(WgT, _block(gy, n0, n1, oh0, oh1, G), out=gcol)
-        kernels.col2im(gcol.reshape(n1 - n0, C, KH, KW, oh1 - oh0, OW), SH, SW, PH, PW, DH, DW, oh0,
-                       gx[n0:n1])
+        Nb, R = n1 - n0, oh1 - oh0
+        buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gyT.dtype)
+        _matmul(xp)(WgT, gyT[:, n0:n1, oh0:oh1].reshape(G, O // G, Nb * R * OW), out=gcol)
+        kernels.col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
     return gx
 
 
@@ -142,13 +159,14 @@ class Conv2d(Function):
         W    (O, C/G, KH, KW)             weight
         b    (O,)                         bias
         y    (N, O, OH, OW)               OH = (H + PT + PB - DH*(KH-1) - 1) // SH + 1, OW alike
-        col  (N, G, C/G*KH*KW, OH*OW)     im2col(x): column (oh, ow) is the window y[..., oh, ow] sees
+        col  (G, C/G*KH*KW, N*OH*OW)      im2col(x): column (n, oh, ow) is the window y[n, :, oh, ow] sees
+        gyT  (G, O/G, N*OH*OW)            gy with its sample and channel axes swapped
     Forward:
-        y[n, g] = W[g] @ col[n, g] + b    W[g] as (O/G, C/G*KH*KW)
+        y[n, g] = W[g] @ col[g][:, n] + b     W[g] as (O/G, C/G*KH*KW)
     Backward:
         gb    = sum over n, oh, ow of gy
-        gW[g] = sum_n gy[n, g] @ col[n, g]^T
-        gx[n] = col2im(W[g]^T @ gy[n, g]) which is conv_transpose2d(gy, W): the forward of ConvTranspose2d
+        gW[g] = gyT[g] @ col[g]^T             = sum_n gy[n, g] @ col[n, g]^T, the sum done by the GEMM
+        gx    = col2im(W[g]^T @ gyT[g])       which is conv_transpose2d(gy, W): the forward of ConvTranspose2d
 
     ``padding`` is ((PT, PB), (PL, PR)), top/bottom and left/right, so "same" can pad unevenly.
     """
@@ -158,18 +176,17 @@ class Conv2d(Function):
         OH = (x.shape[2] + PT + PB - dilation[0] * (W.shape[2] - 1) - 1) // stride[0] + 1
         OW = (x.shape[3] + PL + PR - dilation[1] * (W.shape[3] - 1) - 1) // stride[1] + 1
         ctx.geometry = (stride, (PT, PL), dilation, groups)
-        y, _ = unfold_matmul(x, W.shape[2], W.shape[3], OH, OW, *ctx.geometry, W=W)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
+        y, _ = unfold_matmul(x, W.shape[2], W.shape[3], OH, OW, *ctx.geometry, W=W, b=b)
         ctx.save_for_backward(x, W)
         return y
 
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx = matmul_fold(gy, W, x.shape[2], x.shape[3], *ctx.geometry) if need_x else None
+        gyT = transpose01(gy) if need_x or need_W else None
+        gx = matmul_fold(gyT, W, x.shape[2], x.shape[3], *ctx.geometry) if need_x else None
         gW = unfold_matmul(x, W.shape[2], W.shape[3], gy.shape[2], gy.shape[3], *ctx.geometry,
-                           gy=gy)[1] if need_W else None
+                           gyT=gyT)[1] if need_W else None
         gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gW, gb
 
@@ -197,7 +214,7 @@ class ConvTranspose2d(Function):
         OH = (x.shape[2] - 1) * stride[0] - 2 * padding[0] + dilation[0] * (W.shape[2] - 1) + output_padding[0] + 1
         OW = (x.shape[3] - 1) * stride[1] - 2 * padding[1] + dilation[1] * (W.shape[3] - 1) + output_padding[1] + 1
         ctx.geometry = (stride, padding, dilation, groups)
-        y = matmul_fold(x, W, OH, OW, *ctx.geometry)
+        y = matmul_fold(transpose01(x), W, OH, OW, *ctx.geometry)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, W)
@@ -209,7 +226,7 @@ class ConvTranspose2d(Function):
         gx = gW = None
         if need_x or need_W:
             gx, gW = unfold_matmul(gy, W.shape[2], W.shape[3], x.shape[2], x.shape[3], *ctx.geometry,
-                                   W=W if need_x else None, gy=x if need_W else None)
+                                   W=W if need_x else None, gyT=transpose01(x) if need_W else None)
         gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gW, gb
 

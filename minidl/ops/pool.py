@@ -31,20 +31,24 @@ class MaxPool2d(Function):
     Notation:
         x    (N, C, H, W)
         y    (N, C, OH, OW)     y[n, c, oh, ow] = max over the window of x[n, c]
-        idx  (N, C, OH, OW)     int64 h*W + w: where in its (H, W) plane the max was (PyTorch's indices)
+        idx  (N, C, OH, OW)     h*W + w: where in its (H, W) plane the max was (PyTorch's indices)
     Backward (the max passes the gradient to the element that won, nothing to the others):
         gx[n, c, h, w] = sum of gy[n, c, oh, ow] over the windows with idx[n, c, oh, ow] = h*W + w
+
+    idx is kept as int32 (half the memory traffic of int64) unless a plane has 2**31 elements or more;
+    ``return_indices`` hands out an int64 copy, PyTorch's dtype.
     """
 
     def forward(ctx, x, *, kernel_size, stride, padding, dilation, output_size, return_indices):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         shape = x.shape[:2] + output_size
-        y, idx = xp.empty(shape, dtype=x.dtype), xp.empty(shape, dtype=np.int64)
+        index_dtype = np.int32 if x.shape[2] * x.shape[3] < 2**31 else np.int64
+        y, idx = xp.empty(shape, dtype=x.dtype), xp.empty(shape, dtype=index_dtype)
         kernels_for(xp).max_pool2d_forward(x, *kernel_size, *stride, *padding, *dilation, y, idx)
         ctx.save_for_backward(idx)
         ctx.x_shape, ctx.geometry = x.shape, (*kernel_size, *stride, *padding, *dilation)
-        return (y, idx) if return_indices else y
+        return (y, idx.astype(np.int64)) if return_indices else y
 
     def backward(ctx, gy, gidx=None):
         idx, = ctx.saved

@@ -1,0 +1,112 @@
+"""CPU threads: one pool of cores shared by Numba's kernels and the BLAS products, with no spinning.
+
+minidl runs two kinds of parallel work on the CPU: Numba kernels (im2col, pooling, ...) on Numba's
+OpenMP threads, and matrix products in OpenBLAS. Left alone, each library starts one thread per core and
+keeps its idle threads busy-waiting for a while after every call, so on a small machine the two pools
+take the cores from each other (a kernel that follows a GEMM waits for OpenBLAS's spinning threads to
+give up their core, and the other way round) and a step can take several times as long, worse still
+when another process is using a core. So, at ``import minidl``:
+
+* OpenBLAS gets one thread (through its ``openblas_set_num_threads``, as numpy has usually loaded it
+  already); the large products of the convolutions are instead split into column blocks, one per core,
+  on a small pool of Python threads (:func:`matmul`), which sleep when idle;
+* OpenMP threads (Numba's, and any other OpenMP runtime loaded later) sleep as soon as they are idle:
+  ``OMP_WAIT_POLICY=PASSIVE``.
+
+A setting the user made wins: nothing is changed when ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or
+``OMP_NUM_THREADS`` (for OpenBLAS) or ``OMP_WAIT_POLICY`` is already in the environment. Measured on the
+2-core development machine (report 001's net, batch 128, one training step, ``benchmarks/ops_cpu.py``):
+36 to 57 ms with these settings, 80 to 1300 ms with the libraries' defaults (the worst when another
+process holds one of the cores: spinning threads then wait for a core that never comes free).
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# A product is split across threads only above this many multiply-adds: handing a block to another
+# thread costs tens of microseconds, which a smaller product would not win back.
+SPLIT_MACS = 2_000_000
+
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                     "openblas_set_num_threads")
+_pool: ThreadPoolExecutor | None = None
+_workers = 1
+
+
+def _openblas_libraries():
+    """The OpenBLAS shared libraries loaded in this process (numpy's among them), from /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    except OSError:  # not Linux: leave OpenBLAS as it is
+        return []
+    return sorted(p for p in paths if ".so" in p)
+
+
+def _set_openblas_threads(n: int) -> bool:
+    """Call ``openblas_set_num_threads(n)`` in every loaded OpenBLAS; False if none could be found."""
+    done = False
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _OPENBLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                done = True
+                break
+    return done
+
+
+def configure() -> None:
+    """Apply the settings described in the module docstring (called once by ``import minidl``)."""
+    global _workers
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not any(k in os.environ for k in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # for an OpenBLAS loaded after this point
+        if _set_openblas_threads(1):
+            _workers = _core_count()
+
+
+def _core_count() -> int:
+    """The cores this process may run on (Numba's default thread count), honouring NUMBA_NUM_THREADS."""
+    if "NUMBA_NUM_THREADS" in os.environ:
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def matmul(a, b, out=None):
+    """``numpy.matmul(a, b, out=out)`` with the columns of ``b`` split across cores when it is worth it.
+
+    a (..., M, K) and b (..., K, P), NumPy arrays. Each thread computes ``a @ b[..., :, j0:j1]`` into the
+    matching columns of ``out``: disjoint writes, and every block is still one BLAS call on the original
+    memory (a column block of a C-contiguous matrix is a valid BLAS operand, so nothing is copied).
+    """
+    global _pool
+    P = b.shape[-1]
+    parts = min(_workers, P // 64)
+    batch = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    if parts < 2 or batch * a.shape[-2] * a.shape[-1] * P < SPLIT_MACS:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], P),
+                       dtype=np.result_type(a, b))
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_workers - 1, thread_name_prefix="minidl-gemm")
+    bounds = [P * i // parts for i in range(parts + 1)]
+    blocks = [(b[..., j0:j1], out[..., j0:j1]) for j0, j1 in zip(bounds[:-1], bounds[1:])]
+    futures = [_pool.submit(np.matmul, a, bj, out=oj) for bj, oj in blocks[1:]]
+    np.matmul(a, blocks[0][0], out=blocks[0][1])
+    for f in futures:
+        f.result()
+    return out
