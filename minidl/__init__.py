@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .backend import allocator as _allocator
 from .backend import threads as _threads
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (arange, empty, eye, from_numpy, full, ones, ones_like, rand, randint, randn, zeros,
@@ -29,6 +30,7 @@ __all__ = ["Function", "Tensor", "arange", "cat", "concatenate", "cuda", "double
            "summary", "tensor", "where", "zeros", "zeros_like"]
 
 _threads.configure()  # before any kernel or BLAS call: see minidl/backend/threads.py
+_allocator.configure()  # reuse large blocks between steps: see minidl/backend/allocator.py
 
 float32 = np.dtype("float32")
 float64 = np.dtype("float64")

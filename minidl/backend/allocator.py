@@ -1,0 +1,40 @@
+"""The C allocator under NumPy: keep large freed blocks for reuse instead of returning them to the OS.
+
+A training step allocates and frees the same large arrays (columns, activations, gradients) every
+time. glibc serves blocks above ``M_MMAP_THRESHOLD`` (128 KiB, growing only slowly) with fresh ``mmap``
+pages and hands them back at ``free``, so every step pays to map and zero-fault its memory again: a third
+of the step time of report 001's net at batch 128 on the 2-core development machine (64 ms → 43 ms with
+the settings below). Raising the thresholds keeps freed blocks in the heap for the next step; the peak
+resident memory is unchanged (the same blocks are reused), only it is not given back between steps.
+
+Nothing is changed off glibc, or when the user set any ``MALLOC_*`` tuning variable.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+# mallopt parameters (glibc's malloc.h).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+MMAP_THRESHOLD_BYTES = 512 * 2**20  # blocks above this still come straight from mmap
+TRIM_THRESHOLD_BYTES = 1024 * 2**20  # free heap above this at the top is given back to the OS
+
+
+def configure() -> bool:
+    """Raise glibc's mmap and trim thresholds; True if they were set."""
+    if any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD,
+                                                                                  TRIM_THRESHOLD_BYTES))
