@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch  # first, so PyTorch starts with its own defaults, untouched by minidl's thread settings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -53,17 +54,22 @@ MODELS = {
 def machine() -> dict:
     """CPU model, core count and library versions, for the results header."""
     import numba
-    import torch
     return {**run_machine(), "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
             "minidl": mdl.__version__, "date": datetime.date.today().isoformat()}
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """float32 GEMM throughput of ``numpy.matmul`` on n×n matrices (best of ``repeats``)."""
+    """float32 GEMM throughput of ``numpy.matmul`` on n×n matrices with OpenBLAS on every core (best of
+    ``repeats``): the machine's GEMM speed, whatever minidl's own thread settings are."""
+    from minidl.backend import threads
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    threads._set_openblas_threads(os.cpu_count())
+    try:
+        a @ b
+        best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    finally:
+        threads._set_openblas_threads(1)  # back to minidl's setting (see minidl/backend/threads.py)
     return 2 * n ** 3 / best / 1e9
 
 
@@ -109,7 +115,6 @@ def torch_step(model, opt, x, y):
 
 def bench_model(name: str, min_steps: int, seconds: float) -> dict:
     """Time interleaved training steps of one model in both libraries."""
-    import torch
     m_model, t_model, x_np, y_np = build_pair(name)
     m_opt = optim.Adam(m_model.parameters(), lr=1e-3)
     t_opt = torch.optim.Adam(t_model.parameters(), lr=1e-3)
@@ -141,7 +146,6 @@ def _peak_rss_mb() -> float:
 
 def memory_child(lib: str, name: str) -> None:
     """Run in a child process: print the growth of the peak RSS over training steps of one model."""
-    import torch
     torch.set_num_threads(os.cpu_count())
     m_model, t_model, x_np, y_np = build_pair(name)
     if lib == "minidl":
@@ -200,7 +204,7 @@ def op_cases():
 def _bn(functional):
     def fn(x, w, b):
         C = x.shape[1]
-        lib = mdl if functional is F else __import__("torch")
+        lib = mdl if functional is F else torch
         return functional.batch_norm(x, lib.zeros(C), lib.ones(C), w, b, training=True)
     return fn
 
@@ -208,14 +212,12 @@ def _bn(functional):
 def _labels(shape, classes, lib):
     y = np.random.default_rng(0).integers(0, classes, size=shape)
     if lib is None:
-        import torch
         return torch.from_numpy(y)
     return mdl.tensor(y)
 
 
 def bench_op(label, m_fn, t_fn, shapes, min_steps, seconds) -> dict:
     """Forward and forward+backward times of one op in both libraries, interleaved."""
-    import torch
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     m_in = [mdl.tensor(a, requires_grad=True) for a in arrays]
@@ -339,7 +341,6 @@ def main(argv=None) -> None:
         memory_child(*args.memory_child)
         return
 
-    import torch
     torch.set_num_threads(os.cpu_count())
     info = machine()
     gflops = gemm_gflops()

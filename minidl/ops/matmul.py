@@ -8,6 +8,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..backend import threads
 from .checks import check_same_dtype
 from .elementwise import sum_to
 
@@ -41,6 +42,13 @@ class MatMul(Function):
         return ga, gb
 
 
+def _gemm(a, b):
+    """``a @ b`` for 2-D arrays: split over the CPU cores (see minidl/backend/threads.py), plain on a GPU."""
+    if isinstance(a, np.ndarray):
+        return threads.matmul(a, b)
+    return a @ b
+
+
 class Linear(Function):
     """y = x W^T + b.
 
@@ -53,7 +61,7 @@ class Linear(Function):
 
     def forward(ctx, x, W, b=None):
         x2 = x.reshape(-1, x.shape[-1])
-        y = x2 @ W.T
+        y = _gemm(x2, W.T)
         if b is not None:
             y += b
         ctx.save_for_backward(x2, W)
@@ -64,8 +72,8 @@ class Linear(Function):
         x2, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
         gy2 = gy.reshape(-1, gy.shape[-1])
-        gx = (gy2 @ W).reshape(ctx.x_shape) if need_x else None
-        gW = gy2.T @ x2 if need_W else None
+        gx = _gemm(gy2, W).reshape(ctx.x_shape) if need_x else None
+        gW = _gemm(gy2.T, x2) if need_W else None
         gb = gy2.sum(axis=0) if need_b else None
         return gx, gW, gb
 
