@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch  # first, so PyTorch starts with its own defaults, untouched by minidl's thread settings
+
+# Idle OpenMP threads sleep in both libraries: interleaved A/B steps would otherwise measure each library
+# while the other's threads still spin on the same cores (see minidl/backend/threads.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402 - before minidl, so its OpenBLAS/Numba settings do not touch PyTorch's
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -140,27 +143,36 @@ def bench_model(name: str, min_steps: int, seconds: float) -> dict:
             "minidl_img_s": batch / m_med, "torch_img_s": batch / t_med}
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
 def memory_child(lib: str, name: str) -> None:
-    """Run in a child process: print the growth of the peak RSS over training steps of one model."""
+    """Run in a child process: print how far training steps raise the resident set above where it was with
+    the model, optimizer and batch made (activations, gradients, optimizer state, workspace).
+
+    The peak (VmHWM) is reset just before the steps (``5`` into /proc/self/clear_refs), so what imports
+    and model building needed earlier does not count. Kernels are already compiled and cached by then
+    (the parent process ran them), so compilation does not count either.
+    """
     torch.set_num_threads(os.cpu_count())
     m_model, t_model, x_np, y_np = build_pair(name)
     if lib == "minidl":
         del t_model
-        opt, x, y, step, model = optim.Adam(m_model.parameters()), mdl.tensor(x_np), mdl.tensor(y_np), minidl_step, m_model
+        model, opt, x, y, step = m_model, optim.Adam(m_model.parameters()), mdl.tensor(x_np), mdl.tensor(y_np), minidl_step
     else:
         del m_model
-        opt, x, y, step, model = (torch.optim.Adam(t_model.parameters()), torch.from_numpy(x_np),
-                                  torch.from_numpy(y_np), torch_step, t_model)
-    with (mdl.no_grad() if lib == "minidl" else torch.no_grad()):
-        model(x)  # warm kernels up outside the measured step
-    base = _peak_rss_mb()
-    for _ in range(2):
+        model, opt, x, y, step = (t_model, torch.optim.Adam(t_model.parameters()), torch.from_numpy(x_np),
+                                  torch.from_numpy(y_np), torch_step)
+    base = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    for _ in range(3):
         step(model, opt, x, y)
-    print(json.dumps({"peak_mb": _peak_rss_mb() - base}))
+    print(json.dumps({"peak_mb": _status_mb("VmHWM") - base}))
 
 
 def bench_memory(name: str) -> dict:
@@ -278,7 +290,9 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
         f"(`torch.set_num_threads({info['cores']})`).", "",
         "Command: `python benchmarks/vs_torch.py`. Ratio = torch time / minidl time (> 1: minidl faster). "
         "Training step = forward, cross-entropy, backward, Adam step; medians of interleaved steps. "
-        "Peak memory = growth of the peak resident set over training steps, in a fresh process per library.", "",
+        "Peak memory = how far three training steps raise the resident set above its level with the model, "
+        "optimizer and batch made (peak reset before them), in a fresh process per library and model. Both libraries run with "
+        "`OMP_WAIT_POLICY=PASSIVE` so neither's idle threads spin on the cores the other needs.", "",
         f"float32 GEMM throughput (`numpy.matmul`, 2048x2048): **{gflops:.1f} GFLOP/s**", "",
         "## Training steps", "",
         "| model | batch | first loss minidl / torch | minidl ms | torch ms | ratio | minidl img/s | torch img/s "
