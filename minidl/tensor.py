@@ -173,7 +173,10 @@ class Tensor:
 
     def _accumulate_grad(self, g) -> None:
         if self.grad is None:
-            self.grad = Tensor(g.copy() if g is self.data else g)
+            # A private, writable copy: ``g`` may be a read-only broadcast view (from a sum's backward) or
+            # the very array another leaf receives (from an add's backward), and ``.grad`` is edited in place
+            # (``zero_()``, optimizers).
+            self.grad = Tensor(g.copy())
         else:
             self.grad = Tensor(self.grad.data + g)
 

@@ -161,3 +161,12 @@ def test_mixing_devices_is_an_error_naming_both(monkeypatch):
     with pytest.raises(RuntimeError, match=r"Add: expected all tensors on one device, got argument 0 on cpu, "
                                            r"argument 1 on cuda"):
         x + y
+
+
+def test_leaf_grads_are_private_and_writable():
+    a = mdl.randn(3, requires_grad=True)
+    b = mdl.randn(3, requires_grad=True)
+    (a + b).sum().backward()  # the sum's backward broadcasts; the add's hands one array to both leaves
+    a.grad.zero_()
+    np.testing.assert_array_equal(a.grad.numpy(), np.zeros(3))
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones(3))
