@@ -13,7 +13,12 @@ stepped through in a debugger.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
+
+
+# im2col hands out at least this many pieces of work (when there are enough samples), so that the
+# threads stay balanced when a convolution has few taps (conv1 of a grey-level net has 9).
+MIN_SLABS = 64
 
 
 @njit(cache=True)
@@ -33,60 +38,73 @@ def _tap_ranges(K, D, P, S, size, out_size):
 
 @njit(parallel=True, cache=True)
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
-    # Threads over (c, kh, kw, n) blocks of col, each an (R, OW) slab written by its thread alone. Slice
-    # copies, which Numba turns into tight loops, measured faster here than element loops.
+    # Threads over (c, kh, kw) slabs of col (cut into sample ranges when there are few taps), each
+    # written by its thread alone. Three measured choices make this 2-5x faster than slicing 2-D views:
+    # the arrays are walked as flat 1-D arrays with running offsets (no view made per row, no integer
+    # division per row); the offsets are unsigned, so Numba drops its negative-index wraparound test and
+    # LLVM vectorizes the copy loop; and the divisions that split ``t`` happen once per slab.
     N, C, H, W = x.shape
     R, OW = col.shape[4], col.shape[5]
     ow_lo, ow_hi = _tap_ranges(KW, DW, PW, SW, W, OW)
-    for t in prange(C * KH * KW * N):
-        n = t % N
-        kw = t // N % KW
-        kh = t // (N * KW) % KH
-        c = t // (N * KW * KH)
-        src, dst = x[n, c], col[c, kh, kw, n]
+    xf = x.reshape(N * C * H * W)
+    cf = col.reshape(C * KH * KW * N * R * OW)
+    taps = C * KH * KW
+    parts = min(N, (MIN_SLABS + taps - 1) // taps)  # sample ranges per slab
+    for t in prange(taps * parts):
+        part = t % parts
+        tap = t // parts
+        kw = tap % KW
+        kh = tap // KW % KH
+        c = tap // (KW * KH)
         w_off = kw * DW - PW
         lo, hi = ow_lo[kw], ow_hi[kw]
-        for r in range(R):
-            h = (oh0 + r) * SH - PH + kh * DH
-            row = dst[r]
-            if h < 0 or h >= H:
-                row[:] = 0
-                continue
-            row[:lo] = 0
-            if SW == 1:
-                row[lo:hi] = src[h, lo + w_off:hi + w_off]
-            else:
-                for ow in range(lo, hi):
-                    row[ow] = src[h, ow * SW + w_off]
-            row[hi:] = 0
+        n0, n1 = N * part // parts, N * (part + 1) // parts
+        d = uint64((tap * N + n0) * R * OW)
+        for n in range(n0, n1):
+            s0 = (n * C + c) * H * W + w_off
+            for r in range(R):
+                h = (oh0 + r) * SH - PH + kh * DH
+                if h < 0 or h >= H:
+                    for ow in range(OW):
+                        cf[d + uint64(ow)] = 0
+                else:
+                    for ow in range(lo):
+                        cf[d + uint64(ow)] = 0
+                    s = uint64(s0 + h * W + lo * SW)  # where the row's first in-range tap reads
+                    for ow in range(lo, hi):
+                        cf[d + uint64(ow)] = xf[s]
+                        s += uint64(SW)
+                    for ow in range(hi, OW):
+                        cf[d + uint64(ow)] = 0
+                d += uint64(OW)
 
 
 @njit(parallel=True, cache=True)
 def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
     # Gather: threads over input planes (n, c); each sums all col entries read from its own plane: no races.
-    # Element loops, not slice arithmetic: ``a[i:j] += b[k:l]`` makes a temporary array per row in Numba.
+    # Flat arrays with unsigned running offsets, as in im2col (2-4x faster than indexing 2-D views).
     C, KH, KW, N, R, OW = col.shape
     H, W = x.shape[2], x.shape[3]
     ow_lo, ow_hi = _tap_ranges(KW, DW, PW, SW, W, OW)
+    xf = x.reshape(N * C * H * W)
+    cf = col.reshape(C * KH * KW * N * R * OW)
     for t in prange(N * C):
         n = t % N
         c = t // N
-        dst = x[n, c]
+        plane = uint64((n * C + c) * H * W)
         for kh in range(KH):
             for kw in range(KW):
-                src = col[c, kh, kw, n]
+                d = uint64((((c * KH + kh) * KW + kw) * N + n) * R * OW)
                 w_off = kw * DW - PW
                 lo, hi = ow_lo[kw], ow_hi[kw]
                 for r in range(R):
                     h = (oh0 + r) * SH - PH + kh * DH
-                    if h < 0 or h >= H:
-                        continue
-                    if SW == 1:
+                    if 0 <= h < H:
+                        s = plane + uint64(h * W + w_off + lo * SW)
                         for ow in range(lo, hi):
-                            dst[h, ow + w_off] += src[r, ow]
-                    else:
-                        for ow in range(lo, hi):
-                            dst[h, ow * SW + w_off] += src[r, ow]
+                            xf[s] += cf[d + uint64(ow)]
+                            s += uint64(SW)
+                    d += uint64(OW)
 
 
 @njit(parallel=True, cache=True)
