@@ -9,11 +9,13 @@ Both libraries get the same network (the PyTorch one is made from the same ``mod
 agree before anything is timed. Steps are timed interleaved (minidl, torch, minidl, torch, ...) in one
 process, so a slow moment of this shared machine hits both; the median of each is reported, with the ratio
 ``torch_time / minidl_time`` (> 1 means minidl is faster). Peak memory is measured in a fresh child process
-per library and model (growth of the peak resident set over one training step after warm-up).
+per library and model (growth of the peak resident set over three training steps, after a warm-up
+that loads each library's compiled code; see ``memory_child``).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -152,24 +154,39 @@ def _status_mb(field: str) -> float:
 
 
 def memory_child(lib: str, name: str) -> None:
-    """Run in a child process: print how far training steps raise the resident set above where it was with
-    the model, optimizer and batch made (activations, gradients, optimizer state, workspace).
+    """Run in a child process: print how far training steps raise the resident set (activations, gradients,
+    optimizer state, workspace, and what the allocator keeps of them).
 
-    The peak (VmHWM) is reset just before the steps (``5`` into /proc/self/clear_refs), so what imports
-    and model building needed earlier does not count. Kernels are already compiled and cached by then
-    (the parent process ran them), so compilation does not count either.
+    Loading a library's compiled code is not part of a step, so it is done first, for both libraries alike:
+    one forward and backward of the same model on a 2-sample batch (this loads minidl's Numba kernels
+    from their on-disk cache, about 100 MB of LLVM and machine code, and makes PyTorch set up its kernels),
+    after which the gradients are dropped, and one Adam step on a spare one-element parameter (PyTorch
+    imports modules on its first optimizer step, about 70 MB). What the warm-up freed is returned to the
+    system (``malloc_trim``; both libraries allocate CPU memory through glibc's malloc), so the steps
+    below count the memory they need even where the warm-up had already used it. Then the baseline resident set is read, the peak (VmHWM) is
+    reset (``5`` into /proc/self/clear_refs), the Adam optimizer is made and three full-batch steps run.
     """
     torch.set_num_threads(os.cpu_count())
     m_model, t_model, x_np, y_np = build_pair(name)
     if lib == "minidl":
         del t_model
-        model, opt, x, y, step = m_model, optim.Adam(m_model.parameters()), mdl.tensor(x_np), mdl.tensor(y_np), minidl_step
+        model, make_opt, as_tensor, step = m_model, optim.Adam, mdl.tensor, minidl_step
     else:
         del m_model
-        model, opt, x, y, step = (t_model, torch.optim.Adam(t_model.parameters()), torch.from_numpy(x_np),
-                                  torch.from_numpy(y_np), torch_step)
+        model, make_opt, as_tensor, step = t_model, torch.optim.Adam, torch.from_numpy, torch_step
+    warm = model(as_tensor(x_np[:2]))
+    warm.sum().backward()
+    del warm
+    model.zero_grad(set_to_none=True)
+    spare = as_tensor(np.ones(1, np.float32)).requires_grad_()  # Adam's code paths, on a spare parameter
+    (spare * 2).sum().backward()
+    make_opt([spare]).step()
+    del spare
+    ctypes.CDLL(None).malloc_trim(0)  # hand what the warm-up freed back to the system, for both libraries
+    x, y = as_tensor(x_np), as_tensor(y_np)
     base = _status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
+    opt = make_opt(model.parameters())
     for _ in range(3):
         step(model, opt, x, y)
     print(json.dumps({"peak_mb": _status_mb("VmHWM") - base}))
@@ -290,8 +307,10 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
         f"(`torch.set_num_threads({info['cores']})`).", "",
         "Command: `python benchmarks/vs_torch.py`. Ratio = torch time / minidl time (> 1: minidl faster). "
         "Training step = forward, cross-entropy, backward, Adam step; medians of interleaved steps. "
-        "Peak memory = how far three training steps raise the resident set above its level with the model, "
-        "optimizer and batch made (peak reset before them), in a fresh process per library and model. Both libraries run with "
+        "Peak memory = how far three training steps (Adam made just before them) raise the resident set above "
+        "its level with the model and batch made and each library's compiled code loaded by a forward and "
+        "backward on 2 samples (peak reset before the steps), in a fresh process per library and model. "
+        "Both libraries run with "
         "`OMP_WAIT_POLICY=PASSIVE` so neither's idle threads spin on the cores the other needs.", "",
         f"float32 GEMM throughput (`numpy.matmul`, 2048x2048): **{gflops:.1f} GFLOP/s**", "",
         "## Training steps", "",

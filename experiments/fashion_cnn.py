@@ -13,6 +13,7 @@ report.md (this run beside reports 000 and 001) and summary.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,8 @@ def load_data(args):
     root, download = data_root(args.dataset, args.data_dir)
     Dataset = DATASETS[args.dataset]
     train_full = Dataset(root, train=True, transform=T.Compose(train_tf), download=download)
-    val_view = Dataset(root, train=True, transform=eval_tf, download=False)
+    val_view = copy.copy(train_full)  # the same arrays (not read twice), seen through the evaluation transform
+    val_view.transform = eval_tf
     test = Dataset(root, train=False, transform=eval_tf, download=False)
 
     n = len(train_full)

@@ -283,8 +283,10 @@ def plot_confusion_matrix(cm, path: str | os.PathLike, class_names: Sequence[str
             threshold = (m.max() + m.min()) / 2
             for i in range(C):
                 for j in range(C):
+                    # Clipped to the Axes (each number lies inside its cell): the layout then need not
+                    # measure all C * C texts.
                     ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=7 if C > 10 else 8,
-                            color="white" if m[i, j] > threshold else "black")
+                            color="white" if m[i, j] > threshold else "black", clip_on=True)
         ax.set_xticks(range(C), names, rotation=45, ha="right")
         ax.set_yticks(range(C), names)
         ax.set(xlabel="predicted class", ylabel="true class", title=subtitle)

@@ -2,17 +2,27 @@
 
 IDX format: 4 magic bytes ``00 00 08 <ndim>`` (0x08: unsigned bytes), then ``ndim`` big-endian uint32 sizes,
 then the values, row-major. Images are ``idx3`` (N, 28, 28), labels ``idx1`` (N,).
+
+Decoded copies: checking a ``.gz`` against its MD5 and decompressing it takes about half a second for the
+training images, on every run. So the first read of a ``.gz`` keeps the decoded array as a ``.npy`` file in
+the cache, in the folder :func:`.download.derived_dir` names after the ``.gz`` (its path, size and
+modification time), written atomically; later reads load that copy (a few milliseconds) and skip both steps.
+The copy is trusted as the ``.gz`` it was made from: it was made only after that file passed its MD5 check,
+and a ``.gz`` that is replaced or modified has another size or modification time, hence another folder, so
+it is checked and decoded afresh. A copy that cannot be read back whole, with the right dtype and rank, is
+made again.
 """
 from __future__ import annotations
 
 import gzip
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .download import CorruptFileError, md5sum
+from .download import CorruptFileError, atomic_path, derived_dir, md5sum
 from .vision import VisionDataset
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
@@ -61,6 +71,16 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return out
 
 
+def _load_decoded(path: Path, ndim: int) -> np.ndarray | None:
+    """The uint8 array of ``ndim`` dimensions in the decoded copy ``path``; None when there is no such file
+    or it is not one whole ``.npy`` of that dtype and rank (a truncated or damaged copy)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return array if array.dtype == np.uint8 and array.ndim == ndim else None
+
+
 class MNIST(VisionDataset):
     """The MNIST handwritten digits: 60,000 training and 10,000 test images, 28 x 28 grey, 10 classes.
 
@@ -69,7 +89,8 @@ class MNIST(VisionDataset):
     ``targets`` int64 (N,).
 
     Files: ``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or uncompressed). A ``.gz`` with the official
-    name is checked against the official MD5 every time it is read.
+    name is checked against the official MD5 before it is decoded; its decoded copy is then kept in the
+    cache and read on later runs (see the module doc).
 
     Args:
         root: the folder with the files (or its parent). Default ``$MINIDL_DATA/<name>``, else
@@ -127,13 +148,29 @@ class MNIST(VisionDataset):
         return None
 
     def _read(self, path: Path, ndim: int) -> np.ndarray:
+        """The array of the IDX file ``path``: its decoded copy when there is a good one, else the file
+        itself, MD5-checked (official names) and decoded, keeping a decoded copy of a ``.gz``."""
+        copy = None  # only a .gz is worth a decoded copy: an uncompressed IDX file reads as fast
+        if path.name.endswith(".gz"):
+            copy = derived_dir(path, self.name) / (path.name.removesuffix(".gz") + ".npy")
+            array = _load_decoded(copy, ndim)
+            if array is not None:
+                return array
         md5 = dict(self.resources).get(path.name)
         if md5 is not None:
             got = md5sum(path)
             if got != md5:
                 raise CorruptFileError(path, f"its MD5 is {got} but the official file's is {md5}, so it is "
                                              f"damaged or not the official file")
-        return read_idx(path, ndim)
+        array = read_idx(path, ndim)
+        if copy is not None:
+            try:
+                with atomic_path(copy) as tmp, open(tmp, "wb") as f:
+                    np.save(f, array)
+            except OSError as e:
+                warnings.warn(f"{type(self).__name__}: could not keep a decoded copy of {path} in {copy} ({e}); "
+                              f"it will be decoded again next time", stacklevel=3)
+        return array
 
     def extra_repr(self) -> str:
         return f"Split: {'Train' if self.train else 'Test'}"
