@@ -109,19 +109,14 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
 
 @njit(parallel=True, cache=True)
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
-    # Threads over (n, c) planes, each writing its own y/idx plane. A plane is first checked for NaN
-    # (a NaN turns the sum to NaN): only then does the inner loop need the slower NaN test.
+    # Threads over (n, c) planes, each writing its own y/idx plane. (Checking each plane for NaN first, to
+    # skip the ``v != v`` test below, measured slower than the test itself.)
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     for t in prange(N * C):
         n = t // C
         c = t % C
         src, dst, at = x[n, c], y[n, c], idx[n, c]
-        s = 0.0
-        for h in range(H):
-            for w in range(W):
-                s += src[h, w] * 0.0
-        has_nan = s != s
         for oh in range(OH):
             h0 = oh * SH - PH
             h1 = min(h0 + (KH - 1) * DH + 1, H)
@@ -138,7 +133,7 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
                     w = w0
                     while w < w1:
                         v = src[h, w]
-                        if v > best or (has_nan and v != v):
+                        if v > best or v != v:
                             best, best_at = v, h * W + w
                         w += DW
                     h += DH

@@ -72,6 +72,17 @@ def _matmul(xp):
     return threads.matmul if xp is np else xp.matmul
 
 
+def _block_columns(gyT, G: int, n0: int, n1: int, oh0: int, oh1: int):
+    """The columns of gyT (O, N, OH, OW), seen as (G, O/G, N*OH*OW), that block (n0:n1, oh0:oh1) covers.
+
+    A block is whole samples or a band of rows of one sample, so its columns are one contiguous range of
+    the joint (n, oh, ow) axis: a strided view that BLAS reads in place (its rows are N*OH*OW apart),
+    where slicing the 4-D array and reshaping would copy the block.
+    """
+    O, N, OH, OW = gyT.shape
+    return gyT.reshape(G, O // G, N * OH * OW)[..., n0 * OH * OW + oh0 * OW:(n1 - 1) * OH * OW + oh1 * OW]
+
+
 def transpose01(a):
     """``a`` with its first two axes swapped, C-contiguous: (N, C, H, W) -> (C, N, H, W), and back."""
     return get_array_module(a).ascontiguousarray(a.swapaxes(0, 1))
@@ -118,7 +129,7 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
             else:
                 xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
         if gyT is not None:
-            gW += _matmul(xp)(gyT[:, n0:n1, oh0:oh1].reshape(G, O // G, Nb * R * OW), col.swapaxes(-1, -2))
+            gW += _matmul(xp)(_block_columns(gyT, G, n0, n1, oh0, oh1), col.swapaxes(-1, -2))
     if gW is not None:
         gW = gW.reshape(O, C // G, KH, KW)
     return y, gW
@@ -146,7 +157,7 @@ def matmul_fold(gyT, W, H: int, W_in: int, stride, padding, dilation, groups: in
     for n0, n1, oh0, oh1 in _blocks(N, OH, OH * row_bytes, row_bytes):
         Nb, R = n1 - n0, oh1 - oh0
         buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gyT.dtype)
-        _matmul(xp)(WgT, gyT[:, n0:n1, oh0:oh1].reshape(G, O // G, Nb * R * OW), out=gcol)
+        _matmul(xp)(WgT, _block_columns(gyT, G, n0, n1, oh0, oh1), out=gcol)
         kernels.col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
     return gx
 
