@@ -59,8 +59,11 @@ MODELS = {
 def machine() -> dict:
     """CPU model, core count and library versions, for the results header."""
     import numba
+    from minidl.backend import threads
     return {**run_machine(), "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
-            "minidl": mdl.__version__, "date": datetime.date.today().isoformat()}
+            "minidl": mdl.__version__, "date": datetime.date.today().isoformat(),
+            "openblas_core": threads.openblas_core(),
+            "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE")}
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -312,7 +315,8 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
         "backward on 2 samples (peak reset before the steps), in a fresh process per library and model. "
         "Both libraries run with "
         "`OMP_WAIT_POLICY=PASSIVE` so neither's idle threads spin on the cores the other needs.", "",
-        f"float32 GEMM throughput (`numpy.matmul`, 2048x2048): **{gflops:.1f} GFLOP/s**", "",
+        f"float32 GEMM throughput (`numpy.matmul`, 2048x2048): **{gflops:.1f} GFLOP/s**, OpenBLAS kernels "
+        f"`{info['openblas_core']}` (`OPENBLAS_CORETYPE={info['openblas_coretype_env'] or '(unset)'}`).", "",
         "## Training steps", "",
         "| model | batch | first loss minidl / torch | minidl ms | torch ms | ratio | minidl img/s | torch img/s "
         "| minidl peak MB | torch peak MB | mem ratio |",
@@ -377,7 +381,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(os.cpu_count())
     info = machine()
     gflops = gemm_gflops()
-    print(f"{info['cpu']}, {info['cores']} cores; numpy.matmul float32 2048²: {gflops:.1f} GFLOP/s", flush=True)
+    print(f"{info['cpu']}, {info['cores']} cores; numpy.matmul float32 2048²: {gflops:.1f} GFLOP/s "
+          f"(OpenBLAS {info['openblas_core']} kernels)", flush=True)
     min_steps, seconds = (3, 1.0) if args.quick else (10, 8.0)
     model_rows = []
     for name in args.models:

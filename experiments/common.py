@@ -5,11 +5,13 @@ write a run folder with these helpers.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so ``models`` imports when a script is run from anywhere
@@ -64,3 +66,17 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def exit_without_gc(code: int) -> NoReturn:
+    """End the script with exit status ``code``, sparing the garbage collector's passes at shutdown.
+
+    An exiting interpreter tears every module down and runs the cyclic garbage collector over what is
+    left: the ~100,000 objects that numba and matplotlib create, 0.3 to 0.5 s measured on the 2-core
+    development machine, for nothing, as the operating system takes the whole process's memory back.
+    ``gc.freeze()`` moves every object out of the collector's reach first, so teardown only drops
+    references. Call it last, with every file written and closed: an object only the collector would free
+    (one in a reference cycle) is then not finalized, which is harmless at exit and only at exit.
+    """
+    gc.freeze()
+    sys.exit(code)

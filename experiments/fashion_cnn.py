@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import data_root, machine, markdown_table, write_json
+from common import data_root, exit_without_gc, machine, markdown_table, write_json
 
 import minidl as mdl
 import minidl.nn as nn
@@ -205,4 +205,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_gc(main())

@@ -65,6 +65,25 @@ def _set_openblas_threads(n: int) -> bool:
     return done
 
 
+def openblas_core() -> str | None:
+    """The CPU kernels OpenBLAS chose at load time ("Haswell", "SkylakeX", ...; None without OpenBLAS).
+
+    OpenBLAS picks them from the CPU unless ``OPENBLAS_CORETYPE`` names some: on a CPU with AVX-512,
+    ``OPENBLAS_CORETYPE=Haswell`` halves the float32 GEMM peak (AVX2 kernels), so benchmarks print it.
+    """
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"):
+            getter = getattr(lib, name, None)
+            if getter is not None:
+                getter.restype = ctypes.c_char_p
+                return getter().decode()
+    return None
+
+
 def configure() -> None:
     """Apply the settings described in the module docstring (called once by ``import minidl``)."""
     global _workers

@@ -2,7 +2,7 @@
 
 Same signatures and the same meaning as the reference (read its docstrings first): inputs, the geometry as
 ints, then the output arrays, filled in place. Every kernel is ``@njit(parallel=True, cache=True)``: the
-outer ``prange`` hands each thread whole rows or (n, c) planes of the output it writes, so no two threads
+outer ``prange`` hands each thread whole slabs, rows or (n, c) planes of the output it writes, so no two threads
 ever write the same element (no races, no atomics) and the result does not depend on the thread count.
 The pooling sums are accumulated in float64 and rounded once when stored; col2im adds into x in x's dtype,
 as PyTorch does.
