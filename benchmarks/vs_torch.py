@@ -230,6 +230,16 @@ def op_cases():
          lambda x: TF.cross_entropy(x, _labels((256,), 10, None)), [(256, 10)]),
         ("cross_entropy 4x5x256x256", lambda x: F.cross_entropy(x, _labels((4, 256, 256), 5, mdl)),
          lambda x: TF.cross_entropy(x, _labels((4, 256, 256), 5, None)), [(4, 5, 256, 256)]),
+        # Tiny inputs: the fixed cost of one op (argument checks, graph recording, dispatch), which is what
+        # LeNet at batch 4 mostly pays.
+        ("overhead: add 1 + 1", lambda a, b: a + b, lambda a, b: a + b, [(1,), (1,)]),
+        ("overhead: relu 4x8", lambda x: F.relu(x), lambda x: TF.relu(x), [(4, 8)]),
+        ("overhead: linear 4x8 -> 8", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+         [(4, 8), (8, 8), (8,)]),
+        ("overhead: conv2d 1x1x4x4, 1x1x3x3", lambda x, w: F.conv2d(x, w), lambda x, w: TF.conv2d(x, w),
+         [(1, 1, 4, 4), (1, 1, 3, 3)]),
+        ("overhead: max_pool2d 1x1x4x4 k2", lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2),
+         [(1, 1, 4, 4)]),
     ]
 
 
@@ -341,8 +351,8 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
                   "| op | fwd minidl ms | fwd torch ms | fwd ratio | f+b minidl ms | f+b torch ms | f+b ratio |",
                   "|---|---|---|---|---|---|---|"]
         for r in op_rows:
-            lines.append(f"| {r['op']} | {r['fwd_minidl_ms']:.2f} | {r['fwd_torch_ms']:.2f} | {r['fwd_ratio']:.2f} | "
-                         f"{r['fwd+bwd_minidl_ms']:.2f} | {r['fwd+bwd_torch_ms']:.2f} | {r['fwd+bwd_ratio']:.2f} |")
+            lines.append(f"| {r['op']} | {r['fwd_minidl_ms']:.3g} | {r['fwd_torch_ms']:.3g} | {r['fwd_ratio']:.2f} | "
+                         f"{r['fwd+bwd_minidl_ms']:.3g} | {r['fwd+bwd_torch_ms']:.3g} | {r['fwd+bwd_ratio']:.2f} |")
     path.write_text("\n".join(lines) + "\n")
 
 

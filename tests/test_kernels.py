@@ -21,6 +21,14 @@ CASES = range(8)
 DTYPES = [np.float32, np.float64]
 
 
+@pytest.fixture(params=["parallel", "serial"], autouse=True)
+def compilation(request, monkeypatch):
+    """Run every test with the parallel and with the serial compilation of the kernels (the size
+    threshold that picks one is set so that every call takes the one under test)."""
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 0 if request.param == "parallel" else 2**62)
+    return request.param
+
+
 def assert_sums_close(actual, expected):
     """Equal up to the rounding of sums taken in a different order."""
     tol = 1e-5 if actual.dtype == np.float32 else 1e-12

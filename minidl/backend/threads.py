@@ -114,12 +114,13 @@ def matmul(a, b, out=None):
     global _pool
     P = b.shape[-1]
     parts = min(_workers, P // 64)
-    batch = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
-    if parts < 2 or batch * a.shape[-2] * a.shape[-1] * P < SPLIT_MACS:
+    if parts < 2:  # the common small case first, at the cost of a comparison (LeNet's Linear layers)
+        return np.matmul(a, b, out=out)
+    batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if a.ndim > 2 or b.ndim > 2 else ()
+    if math.prod(batch_shape) * a.shape[-2] * a.shape[-1] * P < SPLIT_MACS:
         return np.matmul(a, b, out=out)
     if out is None:
-        out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], P),
-                       dtype=np.result_type(a, b))
+        out = np.empty(batch_shape + (a.shape[-2], P), dtype=np.result_type(a, b))
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=_workers - 1, thread_name_prefix="minidl-gemm")
     bounds = [P * i // parts for i in range(parts + 1)]

@@ -1,9 +1,11 @@
 """Numba CPU kernels for convolution and pooling, the fast twins of ``reference.py``.
 
 Same signatures and the same meaning as the reference (read its docstrings first): inputs, the geometry as
-ints, then the output arrays, filled in place. Every kernel is ``@njit(parallel=True, cache=True)``: the
-outer ``prange`` hands each thread whole slabs, rows or (n, c) planes of the output it writes, so no two threads
-ever write the same element (no races, no atomics) and the result does not depend on the thread count.
+ints, then the output arrays, filled in place. Every kernel is written once and compiled twice by
+:func:`_kernel` (both cached on disk): with ``parallel=True``, where the outer ``prange`` hands each thread
+whole slabs, rows or (n, c) planes of the output it writes, so no two threads ever write the same element
+(no races, no atomics) and the result does not depend on the thread count; and serially, for small
+arrays, where waking the threads would cost more than the work (see ``PARALLEL_MIN_ELEMENTS``).
 The pooling sums are accumulated in float64 and rounded once when stored; col2im adds into x in x's dtype,
 as PyTorch does.
 
@@ -12,8 +14,39 @@ stepped through in a debugger.
 """
 from __future__ import annotations
 
+import functools
+import types
+
 import numpy as np
 from numba import njit, prange, uint64
+
+# Starting a parallel region costs about 70 us on the development machine: the OpenMP threads sleep
+# between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel whose
+# arrays hold fewer elements than this in all (about 70 us of serial work) runs on the calling thread;
+# LeNet at batch 4 runs all its kernels that way (measured: conv2d forward+backward on 1x1x4x4 417 -> _ us).
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def _kernel(fn):
+    """Compile ``fn`` twice, parallel and serial, and pick one per call by the size of its array arguments.
+
+    The serial twin is a copy of the function under another name, so that Numba's on-disk cache keeps the
+    two compilations apart; in it ``prange`` is a plain ``range``. Both are exposed as ``.parallel`` and
+    ``.serial`` (the tests check each against the reference).
+    """
+    parallel = njit(parallel=True, cache=True)(fn)
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    serial = njit(cache=True)(twin)
+
+    @functools.wraps(fn)
+    def run(*args):
+        work = sum(a.size for a in args if isinstance(a, np.ndarray))
+        return (parallel if work >= PARALLEL_MIN_ELEMENTS else serial)(*args)
+
+    run.parallel, run.serial = parallel, serial
+    return run
 
 
 # im2col hands out at least this many pieces of work (when there are enough samples), so that the
@@ -36,7 +69,7 @@ def _tap_ranges(K, D, P, S, size, out_size):
     return lo, hi
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
     # Threads over (c, kh, kw) slabs of col (cut into sample ranges when there are few taps), each
     # written by its thread alone. Three measured choices make this 2-5x faster than slicing 2-D views:
@@ -79,7 +112,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
                 d += uint64(OW)
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
     # Gather: threads over input planes (n, c); each sums all col entries read from its own plane: no races.
     # Flat arrays with unsigned running offsets, as in im2col (2-4x faster than indexing 2-D views).
@@ -107,7 +140,7 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                     d += uint64(OW)
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     # Threads over (n, c) planes, each writing its own y/idx plane. (Checking each plane for NaN first, to
     # skip the ``v != v`` test below, measured slower than the test itself.)
@@ -141,7 +174,7 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
                 at[oh, ow] = best_at
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx):
     # Scatter within a plane: threads over (n, c) planes; gy of each window goes to its argmax, which lies
     # in the same plane, so each gx plane has one writer. The geometry is not needed here (see reference).
@@ -172,7 +205,7 @@ def _avg_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW, count_include_pad, divisor
     return h0, h1, w0, w1, divisor
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y):
     # Threads over output rows (n, c, oh), then ow, then the window; each y row has one writer.
     N, C, H, W = x.shape
@@ -190,7 +223,7 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y)
             y[n, c, oh, ow] = s / d if h0 < h1 and w0 < w1 else 0.0
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, gx):
     # Gather: threads over gx rows (n, c, h); each element sums gy / divisor of the windows holding it; one writer.
     N, C, OH, OW = gy.shape
@@ -213,7 +246,7 @@ def avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, 
             gx[n, c, h, w] = s
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def adaptive_avg_pool2d_forward(x, y):
     # Threads over output rows (n, c, oh), then ow, then the window; each y row has one writer.
     N, C, H, W = x.shape
@@ -245,7 +278,7 @@ def _bins_containing(i, size, out_size):
     return first, last
 
 
-@njit(parallel=True, cache=True)
+@_kernel
 def adaptive_avg_pool2d_backward(gy, gx):
     # Gather: threads over gx rows (n, c, h); each element sums gy / bin size of the bins holding it; one writer.
     N, C, OH, OW = gy.shape

@@ -5,6 +5,8 @@ Errors name the op, the argument and the shapes, like PyTorch's, e.g.
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 def check_same_dtype(op: str, **tensors) -> None:
     """Raise if the given tensors (None allowed) differ in dtype or device, naming the op and arguments."""
@@ -14,6 +16,8 @@ def check_same_dtype(op: str, **tensors) -> None:
         if t.dtype != t0.dtype:
             raise TypeError(f"{op}: {name} has dtype {t.dtype} but {name0} has dtype {t0.dtype}; "
                             f"convert one with .to(dtype) (e.g. model.double() or x.float())")
+        if type(t.data) is type(t0.data) is np.ndarray:  # both on the CPU: skip the device lookup
+            continue
         if t.device != t0.device:
             raise RuntimeError(f"{op}: {name} is on {t.device} but {name0} is on {t0.device}; "
                                f"move them to one device with .to(device)")
