@@ -240,6 +240,88 @@ def test_uncompressed_idx_files_are_read(tmp_path, rng):
     np.testing.assert_array_equal(ds.data, arrays["t10k-images-idx3-ubyte.gz"])
 
 
+def decoded_copies(cache: Path, name: str = "mnist") -> dict[str, Path]:
+    """The decoded copies of IDX files in a cache folder, by the name of the ``.npy``."""
+    return {p.name: p for p in (cache / name).glob("derived-*/*.npy")}
+
+
+def test_gz_is_decoded_once_then_read_from_its_decoded_copy(tmp_path, monkeypatch, rng):
+    # Tiny official-named gz files with their own MD5s as the official ones, so the MD5 check runs.
+    data = tmp_path / "readonly-copy"
+    arrays = write_mnist(data, rng)
+    monkeypatch.setattr(MNIST, "resources", [(n, md5(data / n)) for n in MNIST_FILES])
+    first = MNIST(data, train=True)
+    assert sorted(p.name for p in data.iterdir()) == sorted(MNIST_FILES)  # nothing written beside the data
+    copies = decoded_copies(tmp_path / "cache")
+    assert sorted(copies) == ["train-images-idx3-ubyte.npy", "train-labels-idx1-ubyte.npy"]
+    assert leftovers(tmp_path / "cache") == []
+
+    def must_not_run(*args):
+        raise AssertionError("the .gz was checked or decoded again although its decoded copy is good")
+
+    monkeypatch.setattr("minidl.data.datasets.mnist.md5sum", must_not_run)
+    monkeypatch.setattr("minidl.data.datasets.mnist.read_idx", must_not_run)
+    second = MNIST(data, train=True)
+    np.testing.assert_array_equal(second.data, arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(second.targets, first.targets)
+    assert second.data.dtype == np.uint8 and second.targets.dtype == np.int64
+
+
+def test_changed_gz_is_checked_and_decoded_afresh(tmp_path, monkeypatch, rng):
+    data = tmp_path / "data"
+    write_mnist(data, rng)
+    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    MNIST(data, train=False)
+    new = write_mnist(data, rng, n_test=7)  # other images and labels, another size
+    test = MNIST(data, train=False)
+    np.testing.assert_array_equal(test.data, new["t10k-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(test.targets, new["t10k-labels-idx1-ubyte.gz"])
+    # Now a replacement of the same size: the modification time alone must tell the copies apart.
+    images = data / "t10k-images-idx3-ubyte.gz"
+    stat = images.stat()
+    same_size = rng.integers(0, 256, (7, 6, 5), dtype=np.uint8)
+    images.write_bytes(gzip.compress(idx_bytes(same_size), mtime=0))
+    while images.stat().st_size != stat.st_size:  # gzip sizes vary with content: retry until equal
+        same_size = rng.integers(0, 256, (7, 6, 5), dtype=np.uint8)
+        images.write_bytes(gzip.compress(idx_bytes(same_size), mtime=0))
+    os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    np.testing.assert_array_equal(MNIST(data, train=False).data, same_size)
+
+
+def test_damaged_decoded_copy_is_made_again(tmp_path, monkeypatch, rng):
+    data = tmp_path / "data"
+    arrays = write_mnist(data, rng)
+    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    MNIST(data, train=True)
+    copy = decoded_copies(tmp_path / "cache")["train-images-idx3-ubyte.npy"]
+    for damage in (copy.read_bytes()[:-7], b"", np.lib.format.magic(1, 0) + b"garbage"):
+        copy.write_bytes(damage)
+        np.testing.assert_array_equal(MNIST(data, train=True).data, arrays["train-images-idx3-ubyte.gz"])
+        np.testing.assert_array_equal(np.load(copy), arrays["train-images-idx3-ubyte.gz"])  # whole again
+    np.save(copy, np.zeros((2, 3), np.int64))  # a whole .npy, but not what an idx3 file decodes to
+    np.testing.assert_array_equal(MNIST(data, train=True).data, arrays["train-images-idx3-ubyte.gz"])
+
+
+def test_no_decoded_copy_of_a_file_that_fails_its_checksum(tmp_path, rng):
+    write_mnist(tmp_path / "data", rng)  # not the official bytes, under the official names
+    with pytest.raises(CorruptFileError, match="its MD5 is"):
+        MNIST(tmp_path / "data")
+    assert decoded_copies(tmp_path / "cache") == {}
+
+
+def test_unwritable_cache_warns_and_still_reads(tmp_path, monkeypatch, rng):
+    data = tmp_path / "data"
+    arrays = write_mnist(data, rng)
+    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "not-a-folder"))
+    with pytest.warns(UserWarning, match=r"MNIST: could not keep a decoded copy of .*t10k-(images|labels)-idx[13]"
+                                         r"-ubyte\.gz .*it will be decoded again next time") as record:
+        test = MNIST(data, train=False)
+    assert len(record) == 2  # one for the images, one for the labels
+    np.testing.assert_array_equal(test.data, arrays["t10k-images-idx3-ubyte.gz"])
+
+
 def test_missing_files_message(tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
         FashionMNIST(tmp_path / "nowhere")

@@ -23,7 +23,7 @@ from numba import njit, prange, uint64
 # Starting a parallel region costs about 70 us on the development machine: the OpenMP threads sleep
 # between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel whose
 # arrays hold fewer elements than this in all (about 70 us of serial work) runs on the calling thread;
-# LeNet at batch 4 runs all its kernels that way (measured: conv2d forward+backward on 1x1x4x4 417 -> _ us).
+# LeNet at batch 4 runs all its kernels that way (measured: conv2d forward+backward on 1x1x4x4, 417 -> 91 us).
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 

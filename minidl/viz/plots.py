@@ -236,7 +236,10 @@ def plot_per_class_accuracy(values, path: str | os.PathLike, class_names: Sequen
                       hatch="//" if is_ref else None, alpha=0.6 if is_ref else 0.9,
                       edgecolor="black", linewidth=0.5)
         if C * len(all_series) <= 40:
-            ax.bar_label(bars, labels=[("" if math.isnan(a) else f"{100 * a:.0f}") for a in v], fontsize=7)
+            # Clipped to the Axes (the y range leaves room above 100 %): the layout then need not measure
+            # every label.
+            ax.bar_label(bars, labels=[("" if math.isnan(a) else f"{100 * a:.0f}") for a in v], fontsize=7,
+                         clip_on=True)
     slanted = max(len(n) for n in names) > 5  # long names would overlap when written level
     ax.set_xticks(x, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set(ylabel=ylabel, title=title, ylim=(0, 110))
