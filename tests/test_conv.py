@@ -11,6 +11,7 @@ from conftest import tensor64
 
 import minidl as mdl
 import minidl.ops.conv as conv_ops
+from minidl.backend import threads
 from minidl.ops.conv import conv2d, conv_transpose2d
 
 # PyTorch warns that it copies the input for an uneven "same" padding; that is its business, not ours
@@ -99,11 +100,14 @@ def test_conv2d_same_and_depthwise_match_torch(torch, rng, kwargs):
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize("budget", [1, 2000], ids=["row-bands", "sample-blocks"])
-def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget):
-    """A tiny column budget forces bands of output rows (1 byte) or blocks of a few samples; the results
-    must not depend on how the columns were split."""
-    monkeypatch.setattr(conv_ops, "COLUMN_BYTES", budget)
+def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers):
+    """A tiny block budget forces bands of output rows (1 byte) or blocks of a few samples, shared among
+    1, 2 or 3 worker threads; the results must not depend on how the columns were split or shared."""
+    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", budget)
+    monkeypatch.setattr(conv_ops, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(threads, "_workers", workers)
     cfg = dict(x=(3, 4, 9, 8), W=(6, 2, 3, 2), b=(6,), kwargs=dict(stride=(2, 1), padding=1, dilation=(1, 2),
                                                                    groups=2))
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)

@@ -104,6 +104,33 @@ def _core_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def workers() -> int:
+    """How many threads minidl's CPU work is shared among (1 when the user set BLAS or OpenMP threads)."""
+    return _workers
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_workers - 1, thread_name_prefix="minidl-worker")
+    return _pool
+
+
+def run_each(fn, items: list) -> list:
+    """``[fn(item) for item in items]``, the first on the calling thread and the others on the pool.
+
+    ``fn`` must release the GIL for most of its time (NumPy's BLAS calls and large ufuncs do, and so do
+    Numba kernels compiled with ``nogil=True``) or nothing runs at the same time. An error in any call is
+    raised here, after every call has finished.
+    """
+    futures = [_get_pool().submit(fn, item) for item in items[1:]]
+    try:
+        first = fn(items[0])
+    finally:
+        rest = [f.result() for f in futures] if futures else []
+    return [first] + rest
+
+
 def matmul(a, b, out=None):
     """``numpy.matmul(a, b, out=out)`` with the columns of ``b`` split across cores when it is worth it.
 
@@ -111,7 +138,6 @@ def matmul(a, b, out=None):
     matching columns of ``out``: disjoint writes, and every block is still one BLAS call on the original
     memory (a column block of a C-contiguous matrix is a valid BLAS operand, so nothing is copied).
     """
-    global _pool
     P = b.shape[-1]
     parts = min(_workers, P // 64)
     if parts < 2:  # the common small case first, at the cost of a comparison (LeNet's Linear layers)
@@ -121,12 +147,7 @@ def matmul(a, b, out=None):
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty(batch_shape + (a.shape[-2], P), dtype=np.result_type(a, b))
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_workers - 1, thread_name_prefix="minidl-gemm")
     bounds = [P * i // parts for i in range(parts + 1)]
-    blocks = [(b[..., j0:j1], out[..., j0:j1]) for j0, j1 in zip(bounds[:-1], bounds[1:])]
-    futures = [_pool.submit(np.matmul, a, bj, out=oj) for bj, oj in blocks[1:]]
-    np.matmul(a, blocks[0][0], out=blocks[0][1])
-    for f in futures:
-        f.result()
+    run_each(lambda j: np.matmul(a, b[..., j[0]:j[1]], out=out[..., j[0]:j[1]]),
+             list(zip(bounds[:-1], bounds[1:])))
     return out

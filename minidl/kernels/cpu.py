@@ -31,14 +31,15 @@ def _kernel(fn):
     """Compile ``fn`` twice, parallel and serial, and pick one per call by the size of its array arguments.
 
     The serial twin is a copy of the function under another name, so that Numba's on-disk cache keeps the
-    two compilations apart; in it ``prange`` is a plain ``range``. Both are exposed as ``.parallel`` and
-    ``.serial`` (the tests check each against the reference).
+    two compilations apart; in it ``prange`` is a plain ``range``, and it releases the GIL, so that
+    minidl's own worker threads can run it on several blocks at once (see ops/conv.py). Both are exposed
+    as ``.parallel`` and ``.serial`` (the tests check each against the reference).
     """
     parallel = njit(parallel=True, cache=True)(fn)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                               fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_serial"
-    serial = njit(cache=True)(twin)
+    serial = njit(cache=True, nogil=True)(twin)
 
     @functools.wraps(fn)
     def run(*args):

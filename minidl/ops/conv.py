@@ -22,7 +22,11 @@ two shared computations below are written once, on plain arrays, and both Functi
                     = conv2d's gx; conv_transpose2d's forward
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
-a single sample is larger than that) so the buffers stay under ``COLUMN_BYTES`` whatever the batch size.
+a single sample is larger than that), about ``BLOCK_BYTES`` each, so the buffers stay small whatever the
+batch size. On the CPU the blocks are shared among worker threads, one per core, each running im2col, the
+GEMM and the transposing pass of its own blocks while they sit in its core's cache (``_on_workers``):
+measured 1.2-2.2x faster than running each step on all cores in turn (report 001's conv2 forward at batch
+128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
 """
 from __future__ import annotations
 
@@ -39,25 +43,52 @@ from .checks import check_float, check_ndim, check_same_dtype, pair
 if TYPE_CHECKING:
     from ..tensor import Tensor
 
-# Largest column buffer (plus the GEMM's output block) built at once: small enough that a block's columns
-# are still in the last-level cache when the GEMM reads them, large enough that the GEMM is efficient.
-COLUMN_BYTES = 8 * 2**20
+# Size of one block: its column buffer plus the GEMM's output block. On the CPU each worker thread builds
+# a block's columns and multiplies them at once, so they are still in that core's L2 cache (1 MiB here)
+# when the GEMM reads them; a block has at least MIN_COLUMNS columns, below which the GEMM loses speed.
+BLOCK_BYTES = 2**20
+MIN_COLUMNS = 256
 
 
-def _blocks(N: int, OH: int, sample_bytes: int, row_bytes: int):
-    """Split the output grid (sample, output row) into blocks (n0, n1, oh0, oh1) of at most COLUMN_BYTES.
+def _blocks(N: int, OH: int, OW: int, column_bytes: int):
+    """Split the output grid (sample, output row) into blocks (n0, n1, oh0, oh1) of about BLOCK_BYTES.
 
-    As many whole samples as fit; when one sample alone is larger, bands of its output rows.
+    ``column_bytes`` is what one output position (n, oh, ow) costs in buffers. As many whole samples as
+    fit; when one sample alone is larger, bands of its output rows. Every block is a contiguous range of
+    the joint (n, oh, ow) axis.
     """
-    if sample_bytes <= COLUMN_BYTES:
-        step = max(1, COLUMN_BYTES // max(sample_bytes, 1))
-        for n0 in range(0, N, step):
-            yield n0, min(N, n0 + step), 0, OH
+    target = max(BLOCK_BYTES, MIN_COLUMNS * column_bytes)
+    row_bytes = OW * column_bytes
+    if OH * row_bytes <= target:
+        step = max(1, target // (OH * row_bytes))
+        return [(n0, min(N, n0 + step), 0, OH) for n0 in range(0, N, step)]
+    rows = max(1, target // row_bytes)
+    return [(n, n + 1, oh0, min(OH, oh0 + rows)) for n in range(N) for oh0 in range(0, OH, rows)]
+
+
+def _on_workers(xp, blocks, work, by_sample: bool = False) -> list:
+    """Share ``blocks`` among the CPU's worker threads and return what ``work(share, in_worker)`` gives each.
+
+    On the CPU with several cores and blocks, each worker takes every k-th block (or, with ``by_sample``,
+    every k-th sample's blocks, so that bands of one sample, whose col2im writes overlap, stay on one
+    thread) and runs im2col, the GEMM and the rest of each block itself: no thread waits for another
+    between the steps, and the block stays in its core's cache. ``in_worker`` tells ``work`` to use the
+    kernels' serial compilations and single-threaded BLAS, since the parallelism is already here.
+    Otherwise (a GPU, one core, one block) ``work(blocks, False)`` runs once, with the parallel kernels
+    and the split GEMM.
+    """
+    workers = threads.workers() if xp is np else 1
+    if by_sample:
+        groups: dict = {}
+        for block in blocks:
+            groups.setdefault(block[0], []).append(block)
+        units = list(groups.values())
     else:
-        rows = max(1, COLUMN_BYTES // row_bytes)
-        for n in range(N):
-            for oh0 in range(0, OH, rows):
-                yield n, n + 1, oh0, min(OH, oh0 + rows)
+        units = [[block] for block in blocks]
+    if workers < 2 or len(units) < 2:
+        return [work(blocks, False)]
+    shares = [[block for unit in units[i::workers] for block in unit] for i in range(min(workers, len(units)))]
+    return threads.run_each(lambda share: work(share, True), shares)
 
 
 def _buffer(xp, buf, shape, dtype):
@@ -67,9 +98,12 @@ def _buffer(xp, buf, shape, dtype):
     return buf, buf[:math.prod(shape)].reshape(shape)
 
 
-def _matmul(xp):
-    """The matmul for ``xp``: on the CPU, NumPy's split across the cores (see ``backend.threads``)."""
-    return threads.matmul if xp is np else xp.matmul
+def _tools(xp, kernel, in_worker: bool):
+    """The kernel and the matmul for one block: serial ones inside a worker thread (see :func:`_on_workers`);
+    else the kernel as given and, on the CPU, NumPy's matmul split across the cores (``backend.threads``)."""
+    if in_worker:
+        return kernel.serial, np.matmul
+    return kernel, (threads.matmul if xp is np else xp.matmul)
 
 
 def _block_columns(gyT, G: int, n0: int, n1: int, oh0: int, oh1: int):
@@ -98,6 +132,7 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
     being whatever OH, OW imply. Returns ``(y, gW)``, each None when not asked for:
         y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
         gW[g]    = gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW), the sum over samples in the GEMM
+    Each worker thread adds up the gW of its own blocks; the workers' sums are added at the end.
     """
     xp = get_array_module(x)
     kernels = kernels_for(xp)
@@ -106,31 +141,41 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
     N, C = x.shape[:2]
     K = C // G * KH * KW  # rows of one group's columns
     O = W.shape[0] if W is not None else gyT.shape[0]
-    y = gW = None
+    y = None
     if W is not None:
         y = xp.empty((N, O, OH, OW), dtype=x.dtype)
         Wg = W.reshape(G, O // G, K)
     if gyT is not None:
         gyT = xp.ascontiguousarray(gyT)
-        gW = xp.zeros((G, O // G, K), dtype=x.dtype)
-    row_bytes = (C * KH * KW + (O if W is not None else 0)) * OW * x.itemsize
-    col_buf = yT_buf = None
-    for n0, n1, oh0, oh1 in _blocks(N, OH, OH * row_bytes, row_bytes):
-        Nb, R = n1 - n0, oh1 - oh0
-        col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), x.dtype)
-        kernels.im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
-        col = col.reshape(G, K, Nb * R * OW)
-        if W is not None:
-            yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, Nb * R * OW), x.dtype)
-            _matmul(xp)(Wg, col, out=yT)
-            yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
-            if b is None:
-                y[n0:n1, :, oh0:oh1] = yT
-            else:
-                xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
-        if gyT is not None:
-            gW += _matmul(xp)(_block_columns(gyT, G, n0, n1, oh0, oh1), col.swapaxes(-1, -2))
-    if gW is not None:
+
+    def work(blocks, in_worker):
+        im2col, matmul = _tools(xp, kernels.im2col, in_worker)
+        col_buf = yT_buf = gW = None
+        for n0, n1, oh0, oh1 in blocks:
+            Nb, R = n1 - n0, oh1 - oh0
+            col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), x.dtype)
+            im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
+            col = col.reshape(G, K, Nb * R * OW)
+            if W is not None:
+                yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, Nb * R * OW), x.dtype)
+                matmul(Wg, col, out=yT)
+                yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
+                if b is None:
+                    y[n0:n1, :, oh0:oh1] = yT
+                else:
+                    xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
+            if gyT is not None:
+                part = matmul(_block_columns(gyT, G, n0, n1, oh0, oh1), col.swapaxes(-1, -2))
+                gW = part if gW is None else xp.add(gW, part, out=gW)
+        return gW
+
+    column_bytes = (C * KH * KW + (O if W is not None else 0)) * x.itemsize
+    sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work)
+    gW = None
+    if gyT is not None:
+        gW = sums[0]
+        for part in sums[1:]:
+            gW += part
         gW = gW.reshape(O, C // G, KH, KW)
     return y, gW
 
@@ -152,13 +197,17 @@ def matmul_fold(gyT, W, H: int, W_in: int, stride, padding, dilation, groups: in
     C, K = Cg * G, Cg * KH * KW
     WgT = W.reshape(G, O // G, K).transpose(0, 2, 1)
     gx = xp.zeros((N, C, H, W_in), dtype=gyT.dtype)
-    row_bytes = C * KH * KW * OW * gyT.itemsize
-    buf = None
-    for n0, n1, oh0, oh1 in _blocks(N, OH, OH * row_bytes, row_bytes):
-        Nb, R = n1 - n0, oh1 - oh0
-        buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gyT.dtype)
-        _matmul(xp)(WgT, _block_columns(gyT, G, n0, n1, oh0, oh1), out=gcol)
-        kernels.col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
+
+    def work(blocks, in_worker):
+        col2im, matmul = _tools(xp, kernels.col2im, in_worker)
+        buf = None
+        for n0, n1, oh0, oh1 in blocks:
+            Nb, R = n1 - n0, oh1 - oh0
+            buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gyT.dtype)
+            matmul(WgT, _block_columns(gyT, G, n0, n1, oh0, oh1), out=gcol)
+            col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
+
+    _on_workers(xp, _blocks(N, OH, OW, C * KH * KW * gyT.itemsize), work, by_sample=True)
     return gx
 
 
