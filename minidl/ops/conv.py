@@ -11,7 +11,8 @@ by side in one matrix, channel-major:
 One large GEMM per block runs near the BLAS peak, where one small GEMM per sample (say 32x288 @ 288x121)
 does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint (n, oh, ow)
 axis, with no per-sample partial products to add up. The price is the transposing pass above and a
-transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both cheap next to the GEMMs.
+transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block and cheap next
+to the GEMMs.
 
 The adjoint of the copy is col2im ("fold"), which adds each column entry back where it came from. The
 two shared computations below are written once, on plain arrays, and both Functions use them:
@@ -106,30 +107,25 @@ def _tools(xp, kernel, in_worker: bool):
     return kernel, (threads.matmul if xp is np else xp.matmul)
 
 
-def _block_columns(gyT, G: int, n0: int, n1: int, oh0: int, oh1: int):
-    """The columns of gyT (O, N, OH, OW), seen as (G, O/G, N*OH*OW), that block (n0:n1, oh0:oh1) covers.
-
-    A block is whole samples or a band of rows of one sample, so its columns are one contiguous range of
-    the joint (n, oh, ow) axis: a strided view that BLAS reads in place (its rows are N*OH*OW apart),
-    where slicing the 4-D array and reshaping would copy the block.
-    """
-    O, N, OH, OW = gyT.shape
-    return gyT.reshape(G, O // G, N * OH * OW)[..., n0 * OH * OW + oh0 * OW:(n1 - 1) * OH * OW + oh1 * OW]
-
-
-def transpose01(a):
-    """``a`` with its first two axes swapped, C-contiguous: (N, C, H, W) -> (C, N, H, W), and back."""
-    return get_array_module(a).ascontiguousarray(a.swapaxes(0, 1))
+def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
+    """Block (n0:n1, oh0:oh1) of g (N, O, OH, OW) with its first two axes swapped, (O, Nb, R, OW), copied
+    into ``buf``: the block's columns of ``gT`` in the GEMMs below. Each worker swaps its own blocks,
+    so the copy is shared among the cores and stays in cache for the GEMM that reads it."""
+    O, OW = g.shape[1], g.shape[3]
+    buf, block = _buffer(xp, buf, (O, n1 - n0, oh1 - oh0, OW), g.dtype)
+    xp.copyto(block, g[n0:n1, :, oh0:oh1].swapaxes(0, 1))
+    return buf, block
 
 
 def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int,
-                  W=None, b=None, gyT=None):
+                  W=None, b=None, gy=None):
     """im2col(x) once per block, then ``y = W @ col + b`` (if ``W`` is given) and ``gW = gyT @ col^T``
-    (if ``gyT`` is given).
+    (if ``gy`` is given).
 
-    x (N, C, H, W); W (O, C/G, KH, KW); b (O,) or None; gyT (O, N, OH, OW), the output gradient with its
-    first two axes swapped (see :func:`transpose01`); ``padding`` is (top, left), the bottom/right padding
-    being whatever OH, OW imply. Returns ``(y, gW)``, each None when not asked for:
+    x (N, C, H, W); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW), the output gradient, and gyT
+    the same with its first two axes swapped (block by block, see :func:`_swapped_block`); ``padding`` is
+    (top, left), the bottom/right padding being whatever OH, OW imply. Returns ``(y, gW)``, each None when
+    not asked for:
         y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
         gW[g]    = gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW), the sum over samples in the GEMM
     Each worker thread adds up the gW of its own blocks; the workers' sums are added at the end.
@@ -140,17 +136,15 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
     x = xp.ascontiguousarray(x)
     N, C = x.shape[:2]
     K = C // G * KH * KW  # rows of one group's columns
-    O = W.shape[0] if W is not None else gyT.shape[0]
+    O = W.shape[0] if W is not None else gy.shape[1]
     y = None
     if W is not None:
         y = xp.empty((N, O, OH, OW), dtype=x.dtype)
         Wg = W.reshape(G, O // G, K)
-    if gyT is not None:
-        gyT = xp.ascontiguousarray(gyT)
 
     def work(blocks, in_worker):
         im2col, matmul = _tools(xp, kernels.im2col, in_worker)
-        col_buf = yT_buf = gW = None
+        col_buf = yT_buf = gyT_buf = gW = None
         for n0, n1, oh0, oh1 in blocks:
             Nb, R = n1 - n0, oh1 - oh0
             col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), x.dtype)
@@ -164,15 +158,16 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
                     y[n0:n1, :, oh0:oh1] = yT
                 else:
                     xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
-            if gyT is not None:
-                part = matmul(_block_columns(gyT, G, n0, n1, oh0, oh1), col.swapaxes(-1, -2))
+            if gy is not None:
+                gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
+                part = matmul(gyT.reshape(G, O // G, Nb * R * OW), col.swapaxes(-1, -2))
                 gW = part if gW is None else xp.add(gW, part, out=gW)
         return gW
 
-    column_bytes = (C * KH * KW + (O if W is not None else 0)) * x.itemsize
+    column_bytes = (C * KH * KW + (O if W is not None else 0) + (O if gy is not None else 0)) * x.itemsize
     sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work)
     gW = None
-    if gyT is not None:
+    if gy is not None:
         gW = sums[0]
         for part in sums[1:]:
             gW += part
@@ -180,34 +175,34 @@ def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilati
     return y, gW
 
 
-def matmul_fold(gyT, W, H: int, W_in: int, stride, padding, dilation, groups: int):
+def matmul_fold(gy, W, H: int, W_in: int, stride, padding, dilation, groups: int):
     """``gcol = W^T @ gyT`` per block, then col2im: the adjoint of ``unfold_matmul(x, W=W)`` with respect to x.
 
-    gyT (O, N, OH, OW) (the output gradient with its first two axes swapped); W (O, C/G, KH, KW); the
-    result gx has shape (N, C, H, W_in):
+    gy (N, O, OH, OW), the output gradient (gyT: the same with its first two axes swapped, block by block);
+    W (O, C/G, KH, KW); the result gx has shape (N, C, H, W_in):
         gcol[g] = W[g]^T @ gyT[g]                        (C/G*KH*KW, N*OH*OW)
         gx      = col2im(gcol)                           each entry added back where im2col read it
     """
-    xp = get_array_module(gyT)
+    xp = get_array_module(gy)
     kernels = kernels_for(xp)
     (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-    gyT = xp.ascontiguousarray(gyT)
-    O, N, OH, OW = gyT.shape
+    N, O, OH, OW = gy.shape
     Cg, KH, KW = W.shape[1:]
     C, K = Cg * G, Cg * KH * KW
     WgT = W.reshape(G, O // G, K).transpose(0, 2, 1)
-    gx = xp.zeros((N, C, H, W_in), dtype=gyT.dtype)
+    gx = xp.zeros((N, C, H, W_in), dtype=gy.dtype)
 
     def work(blocks, in_worker):
         col2im, matmul = _tools(xp, kernels.col2im, in_worker)
-        buf = None
+        buf = gyT_buf = None
         for n0, n1, oh0, oh1 in blocks:
             Nb, R = n1 - n0, oh1 - oh0
-            buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gyT.dtype)
-            matmul(WgT, _block_columns(gyT, G, n0, n1, oh0, oh1), out=gcol)
+            gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
+            buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gy.dtype)
+            matmul(WgT, gyT.reshape(G, O // G, Nb * R * OW), out=gcol)
             col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
 
-    _on_workers(xp, _blocks(N, OH, OW, C * KH * KW * gyT.itemsize), work, by_sample=True)
+    _on_workers(xp, _blocks(N, OH, OW, (C * KH * KW + O) * gy.itemsize), work, by_sample=True)
     return gx
 
 
@@ -243,10 +238,9 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gyT = transpose01(gy) if need_x or need_W else None
-        gx = matmul_fold(gyT, W, x.shape[2], x.shape[3], *ctx.geometry) if need_x else None
+        gx = matmul_fold(gy, W, x.shape[2], x.shape[3], *ctx.geometry) if need_x else None
         gW = unfold_matmul(x, W.shape[2], W.shape[3], gy.shape[2], gy.shape[3], *ctx.geometry,
-                           gyT=gyT)[1] if need_W else None
+                           gy=gy)[1] if need_W else None
         gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gW, gb
 
@@ -274,7 +268,7 @@ class ConvTranspose2d(Function):
         OH = (x.shape[2] - 1) * stride[0] - 2 * padding[0] + dilation[0] * (W.shape[2] - 1) + output_padding[0] + 1
         OW = (x.shape[3] - 1) * stride[1] - 2 * padding[1] + dilation[1] * (W.shape[3] - 1) + output_padding[1] + 1
         ctx.geometry = (stride, padding, dilation, groups)
-        y = matmul_fold(transpose01(x), W, OH, OW, *ctx.geometry)
+        y = matmul_fold(x, W, OH, OW, *ctx.geometry)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, W)
@@ -286,7 +280,7 @@ class ConvTranspose2d(Function):
         gx = gW = None
         if need_x or need_W:
             gx, gW = unfold_matmul(gy, W.shape[2], W.shape[3], x.shape[2], x.shape[3], *ctx.geometry,
-                                   W=W if need_x else None, gyT=transpose01(x) if need_W else None)
+                                   W=W if need_x else None, gy=x if need_W else None)
         gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gW, gb
 
