@@ -333,19 +333,18 @@ def plot_classified_examples(images, targets, predictions, path: str | os.PathLi
     captions = []  # (x, y, text, colour) in the mosaic's pixel coordinates
     for k in range(K):
         of_class = targets == k
-        picks = (np.flatnonzero(of_class & (predictions == k))[:per_class],
-                 np.flatnonzero(of_class & (predictions != k))[:per_class])
+        correct = np.flatnonzero(of_class & (predictions == k))[:per_class]
+        wrong = np.flatnonzero(of_class & (predictions != k))[:per_class]
         for j in range(cols):
             ok = j < per_class
-            column = picks[0] if ok else picks[1]
-            i = j if ok else j - per_class
-            if i >= len(column):
-                continue
+            picks, i = (correct, j) if ok else (wrong, j - per_class)
+            if i >= len(picks):
+                continue  # fewer such images than per_class: the tile stays white
             top, left = k * (band + H) + band, j * (W + gap)
-            img = _display_image(images[column[i]])
+            img = _display_image(images[picks[i]])
             mosaic[top:top + H, left:left + W] = img[..., None] if img.ndim == 2 else img
             captions.append((left + (W - 1) / 2, top - 0.5 - 0.1 * band,
-                             ("" if ok else "as ") + names[predictions[column[i]]], "green" if ok else "red"))
+                             ("" if ok else "as ") + names[predictions[picks[i]]], "green" if ok else "red"))
     fig = _figure(1.15 * cols + 1.2, 1.25 * K + 0.6)
     ax = fig.subplots()
     ax.imshow(mosaic, interpolation="nearest")

@@ -6,7 +6,7 @@ then the values, row-major. Images are ``idx3`` (N, 28, 28), labels ``idx1`` (N,
 Decoded copies: checking a ``.gz`` against its MD5 and decompressing it takes about half a second for the
 training images, on every run. So the first read of a ``.gz`` keeps the decoded array as a ``.npy`` file in
 the cache, in the folder :func:`.download.derived_dir` names after the ``.gz`` (its path, size and
-modification time), written atomically; later reads load that copy (a few milliseconds) and skip both steps.
+modification time), written atomically; later reads load that copy (about 10 ms) and skip both steps.
 The copy is trusted as the ``.gz`` it was made from: it was made only after that file passed its MD5 check,
 and a ``.gz`` that is replaced or modified has another size or modification time, hence another folder, so
 it is checked and decoded afresh. A copy that cannot be read back whole, with the right dtype and rank, is
@@ -148,12 +148,12 @@ class MNIST(VisionDataset):
         return None
 
     def _read(self, path: Path, ndim: int) -> np.ndarray:
-        """The array of the IDX file ``path``: its decoded copy when there is a good one, else the file
-        itself, MD5-checked (official names) and decoded, keeping a decoded copy of a ``.gz``."""
-        copy = None  # only a .gz is worth a decoded copy: an uncompressed IDX file reads as fast
+        """The array of the IDX file ``path``: from its decoded copy when there is a good one, else from the
+        file itself, MD5-checked (official names) and decoded, keeping a decoded copy of a ``.gz``."""
+        copy_path = None  # only a .gz is worth a decoded copy: an uncompressed IDX file reads as fast
         if path.name.endswith(".gz"):
-            copy = derived_dir(path, self.name) / (path.name.removesuffix(".gz") + ".npy")
-            array = _load_decoded(copy, ndim)
+            copy_path = derived_dir(path, self.name) / (path.name.removesuffix(".gz") + ".npy")
+            array = _load_decoded(copy_path, ndim)
             if array is not None:
                 return array
         md5 = dict(self.resources).get(path.name)
@@ -163,13 +163,13 @@ class MNIST(VisionDataset):
                 raise CorruptFileError(path, f"its MD5 is {got} but the official file's is {md5}, so it is "
                                              f"damaged or not the official file")
         array = read_idx(path, ndim)
-        if copy is not None:
+        if copy_path is not None:
             try:
-                with atomic_path(copy) as tmp, open(tmp, "wb") as f:
+                with atomic_path(copy_path) as tmp, open(tmp, "wb") as f:
                     np.save(f, array)
             except OSError as e:
-                warnings.warn(f"{type(self).__name__}: could not keep a decoded copy of {path} in {copy} ({e}); "
-                              f"it will be decoded again next time", stacklevel=3)
+                warnings.warn(f"{type(self).__name__}: could not keep a decoded copy of {path} in {copy_path} "
+                              f"({e}); it will be decoded again next time", stacklevel=3)
         return array
 
     def extra_repr(self) -> str:
