@@ -37,3 +37,15 @@ def test_matmul_into_out_with_strided_operands(rng, two_workers):
 def test_openblas_core_names_the_kernels():
     core = threads.openblas_core()
     assert core is None or (isinstance(core, str) and core)
+
+
+def test_elementwise_split_equals_numpy(rng, two_workers, monkeypatch):
+    monkeypatch.setattr(threads, "SPLIT_ELEMENTS", 1)
+    a = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    b = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    out = np.empty_like(a)
+    assert threads.elementwise(np.multiply, out, a, b) is out
+    np.testing.assert_array_equal(out, a * b)
+    scalar = np.empty((), np.float32)  # a 0-d array is not split
+    threads.elementwise(np.maximum, scalar, np.float32(-1), np.float32(0))
+    assert scalar == 0

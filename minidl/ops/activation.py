@@ -4,21 +4,48 @@ Each backward uses what the forward already computed (the output, or a mask) so 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function, is_grad_enabled
-from ..backend import get_array_module
+from ..backend import get_array_module, threads
 
 
 class ReLU(Function):
-    """y = max(x, 0).   gx = gy where x > 0, else 0."""
+    """y = max(x, 0).   gx = gy where x > 0, else 0.
+
+    On the CPU both passes are split across the cores (``threads.elementwise``): memory-bound, they take
+    a few ms on the activations of a batch of 256 and would otherwise leave the other cores idle.
+    """
 
     def forward(ctx, x):
-        y = get_array_module(x).maximum(x, 0).astype(x.dtype, copy=False)
+        xp = get_array_module(x)
+        y = xp.empty_like(x)
+        if xp is np:
+            threads.elementwise(_relu, y, x)
+        else:
+            _relu(x, out=y)
         ctx.save_for_backward(y)
         return y
 
     def backward(ctx, gy):
         y, = ctx.saved
-        return gy * (y > 0)
+        xp = get_array_module(gy)
+        gx = xp.empty(y.shape, dtype=gy.dtype)
+        if xp is np:
+            threads.elementwise(_relu_backward, gx, gy, y)
+        else:
+            _relu_backward(gy, y, out=gx)
+        return gx
+
+
+def _relu(x, out):
+    """out = max(x, 0), NaN staying NaN (``maximum`` propagates it, as PyTorch's relu does)."""
+    return get_array_module(x).maximum(x, x.dtype.type(0), out=out)
+
+
+def _relu_backward(gy, y, out):
+    """out = gy where y > 0, else 0."""
+    return get_array_module(gy).multiply(gy, y > 0, out=out)
 
 
 class LeakyReLU(Function):
