@@ -14,13 +14,14 @@ axis, with no per-sample partial products to add up. The price is the transposin
 transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block and cheap next
 to the GEMMs.
 
-The adjoint of the copy is col2im ("fold"), which adds each column entry back where it came from. The
-two shared computations below are written once, on plain arrays, and both Functions use them:
+The adjoint of the copy is col2im ("fold"), which adds each column entry back where it came from. Every
+product of both Functions is one of four per-block computations, written once in :func:`conv_blocks`:
 
-    unfold_matmul:  im2col(x), then  W @ col (+ b)  and/or  gyT @ col^T
-                    = conv2d forward and conv2d's gW; conv_transpose2d's gx and gW
-    matmul_fold:    W^T @ gyT, then col2im
-                    = conv2d's gx; conv_transpose2d's forward
+    y  = W @ im2col(x) (+ b)       conv2d's forward; conv_transpose2d's gx
+    gW = gyT @ im2col(x)^T         conv2d's gW; conv_transpose2d's gW (with x and gy swapping roles)
+    gx = col2im(W^T @ gyT)         conv2d's gx; conv_transpose2d's forward
+    gb = sum of gyT                conv2d's gb
+and a backward asks for its gradients in one pass, so each block of gy is transposed once for all.
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
 a single sample is larger than that), about ``BLOCK_BYTES`` each, so the buffers stay small whatever the
@@ -117,93 +118,87 @@ def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
     return buf, block
 
 
-def unfold_matmul(x, KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int,
-                  W=None, b=None, gy=None):
-    """im2col(x) once per block, then ``y = W @ col + b`` (if ``W`` is given) and ``gW = gyT @ col^T``
-    (if ``gy`` is given).
+def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int, *, x=None, W=None,
+                b=None, gy=None, input_size=None, y=False, gx=False, gW=False, gb=False):
+    """The products of a convolution over the output grid (n, oh, ow), block by block: whichever of
+    y, gx, gW, gb are asked for, from one pass over the blocks.
 
-    x (N, C, H, W); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW), the output gradient, and gyT
-    the same with its first two axes swapped (block by block, see :func:`_swapped_block`); ``padding`` is
-    (top, left), the bottom/right padding being whatever OH, OW imply. Returns ``(y, gW)``, each None when
-    not asked for:
+    x (N, C, H, W_in) the input (needed for y and gW); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW)
+    the output gradient (needed for gx, gW, gb); ``input_size`` (H, W_in) when x is not given; ``padding``
+    is (top, left), the bottom/right padding being whatever OH, OW imply. Per block, with col its im2col
+    columns and gyT its gy with the first two axes swapped (:func:`_swapped_block`):
         y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
-        gW[g]    = gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW), the sum over samples in the GEMM
-    Each worker thread adds up the gW of its own blocks; the workers' sums are added at the end.
+        gW[g]   += gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW): the sum over samples in the GEMM
+        gb      += sum of gyT over its columns
+        gx      += col2im(W[g]^T @ gyT[g])               the adjoint of the im2col + GEMM of y
+    Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
+    Returns ``(y, gx, gW, gb)``, None for what was not asked for.
     """
-    xp = get_array_module(x)
+    xp = get_array_module(x if x is not None else gy)
     kernels = kernels_for(xp)
     (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-    x = xp.ascontiguousarray(x)
-    N, C = x.shape[:2]
-    K = C // G * KH * KW  # rows of one group's columns
+    if x is not None:
+        x = xp.ascontiguousarray(x)
+        N, C, H, W_in = x.shape
+        dtype = x.dtype
+    else:
+        N, C, (H, W_in), dtype = gy.shape[0], W.shape[1] * G, input_size, gy.dtype
     O = W.shape[0] if W is not None else gy.shape[1]
-    y = None
+    K = C // G * KH * KW  # rows of one group's columns
+    out_y = xp.empty((N, O, OH, OW), dtype=dtype) if y else None
+    out_gx = xp.zeros((N, C, H, W_in), dtype=dtype) if gx else None
     if W is not None:
-        y = xp.empty((N, O, OH, OW), dtype=x.dtype)
         Wg = W.reshape(G, O // G, K)
+    unfold = y or gW
 
     def work(blocks, in_worker):
         im2col, matmul = _tools(xp, kernels.im2col, in_worker)
-        col_buf = yT_buf = gyT_buf = gW = None
+        col2im = _tools(xp, kernels.col2im, in_worker)[0]
+        col_buf = yT_buf = gyT_buf = gcol_buf = sum_gW = sum_gb = None
         for n0, n1, oh0, oh1 in blocks:
             Nb, R = n1 - n0, oh1 - oh0
-            col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), x.dtype)
-            im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
-            col = col.reshape(G, K, Nb * R * OW)
-            if W is not None:
-                yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, Nb * R * OW), x.dtype)
+            P = Nb * R * OW
+            if unfold:
+                col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
+                im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
+                col = col.reshape(G, K, P)
+            if y:
+                yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, P), dtype)
                 matmul(Wg, col, out=yT)
                 yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
                 if b is None:
-                    y[n0:n1, :, oh0:oh1] = yT
+                    out_y[n0:n1, :, oh0:oh1] = yT
                 else:
-                    xp.add(yT, b.reshape(O, 1, 1), out=y[n0:n1, :, oh0:oh1])
-            if gy is not None:
-                gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
-                part = matmul(gyT.reshape(G, O // G, Nb * R * OW), col.swapaxes(-1, -2))
-                gW = part if gW is None else xp.add(gW, part, out=gW)
-        return gW
-
-    column_bytes = (C * KH * KW + (O if W is not None else 0) + (O if gy is not None else 0)) * x.itemsize
-    sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work)
-    gW = None
-    if gy is not None:
-        gW = sums[0]
-        for part in sums[1:]:
-            gW += part
-        gW = gW.reshape(O, C // G, KH, KW)
-    return y, gW
-
-
-def matmul_fold(gy, W, H: int, W_in: int, stride, padding, dilation, groups: int):
-    """``gcol = W^T @ gyT`` per block, then col2im: the adjoint of ``unfold_matmul(x, W=W)`` with respect to x.
-
-    gy (N, O, OH, OW), the output gradient (gyT: the same with its first two axes swapped, block by block);
-    W (O, C/G, KH, KW); the result gx has shape (N, C, H, W_in):
-        gcol[g] = W[g]^T @ gyT[g]                        (C/G*KH*KW, N*OH*OW)
-        gx      = col2im(gcol)                           each entry added back where im2col read it
-    """
-    xp = get_array_module(gy)
-    kernels = kernels_for(xp)
-    (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-    N, O, OH, OW = gy.shape
-    Cg, KH, KW = W.shape[1:]
-    C, K = Cg * G, Cg * KH * KW
-    WgT = W.reshape(G, O // G, K).transpose(0, 2, 1)
-    gx = xp.zeros((N, C, H, W_in), dtype=gy.dtype)
-
-    def work(blocks, in_worker):
-        col2im, matmul = _tools(xp, kernels.col2im, in_worker)
-        buf = gyT_buf = None
-        for n0, n1, oh0, oh1 in blocks:
-            Nb, R = n1 - n0, oh1 - oh0
+                    xp.add(yT, b.reshape(O, 1, 1), out=out_y[n0:n1, :, oh0:oh1])
+            if gy is None:
+                continue
             gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
-            buf, gcol = _buffer(xp, buf, (G, K, Nb * R * OW), gy.dtype)
-            matmul(WgT, gyT.reshape(G, O // G, Nb * R * OW), out=gcol)
-            col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, gx[n0:n1])
+            gyT = gyT.reshape(G, O // G, P)
+            if gb:
+                part = gyT.reshape(O, P).sum(axis=1)
+                sum_gb = part if sum_gb is None else xp.add(sum_gb, part, out=sum_gb)
+            if gW:
+                part = matmul(gyT, col.swapaxes(-1, -2))
+                sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
+            if gx:
+                gcol_buf, gcol = _buffer(xp, gcol_buf, (G, K, P), dtype)
+                matmul(Wg.transpose(0, 2, 1), gyT, out=gcol)
+                col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
+        return sum_gW, sum_gb
 
-    _on_workers(xp, _blocks(N, OH, OW, (C * KH * KW + O) * gy.itemsize), work, by_sample=True)
-    return gx
+    column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
+    sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work, by_sample=gx)
+    out_gW = out_gb = None
+    if gW:
+        out_gW = sums[0][0]
+        for part, _ in sums[1:]:
+            out_gW += part
+        out_gW = out_gW.reshape(O, C // G, KH, KW)
+    if gb:
+        out_gb = sums[0][1]
+        for _, part in sums[1:]:
+            out_gb += part
+    return out_y, out_gx, out_gW, out_gb
 
 
 class Conv2d(Function):
@@ -231,17 +226,14 @@ class Conv2d(Function):
         OH = (x.shape[2] + PT + PB - dilation[0] * (W.shape[2] - 1) - 1) // stride[0] + 1
         OW = (x.shape[3] + PL + PR - dilation[1] * (W.shape[3] - 1) - 1) // stride[1] + 1
         ctx.geometry = (stride, (PT, PL), dilation, groups)
-        y, _ = unfold_matmul(x, W.shape[2], W.shape[3], OH, OW, *ctx.geometry, W=W, b=b)
         ctx.save_for_backward(x, W)
-        return y
+        return conv_blocks(*W.shape[2:], OH, OW, *ctx.geometry, x=x, W=W, b=b, y=True)[0]
 
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx = matmul_fold(gy, W, x.shape[2], x.shape[3], *ctx.geometry) if need_x else None
-        gW = unfold_matmul(x, W.shape[2], W.shape[3], gy.shape[2], gy.shape[3], *ctx.geometry,
-                           gy=gy)[1] if need_W else None
-        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
+        _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
+                                    gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
         return gx, gW, gb
 
 
@@ -268,7 +260,7 @@ class ConvTranspose2d(Function):
         OH = (x.shape[2] - 1) * stride[0] - 2 * padding[0] + dilation[0] * (W.shape[2] - 1) + output_padding[0] + 1
         OW = (x.shape[3] - 1) * stride[1] - 2 * padding[1] + dilation[1] * (W.shape[3] - 1) + output_padding[1] + 1
         ctx.geometry = (stride, padding, dilation, groups)
-        y = matmul_fold(x, W, OH, OW, *ctx.geometry)
+        y = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, W=W, gy=x, input_size=(OH, OW), gx=True)[1]
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         ctx.save_for_backward(x, W)
@@ -277,10 +269,8 @@ class ConvTranspose2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx = gW = None
-        if need_x or need_W:
-            gx, gW = unfold_matmul(gy, W.shape[2], W.shape[3], x.shape[2], x.shape[3], *ctx.geometry,
-                                   W=W if need_x else None, gy=x if need_W else None)
+        gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x if need_W else None,
+                                   y=need_x, gW=need_W)
         gb = gy.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gW, gb
 
