@@ -1,4 +1,6 @@
 """minidl.backend.threads: the GEMM split across cores gives NumPy's product, for every operand layout."""
+import time
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,26 @@ def test_elementwise_split_equals_numpy(rng, two_workers, monkeypatch):
     scalar = np.empty((), np.float32)  # a 0-d array is not split
     threads.elementwise(np.maximum, scalar, np.float32(-1), np.float32(0))
     assert scalar == 0
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_forked_child_gets_a_new_pool(rng, two_workers):
+    """A child forked after the pool started must not hand work to threads it does not have (it would hang)."""
+    import os
+    a = rng.standard_normal((8, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 400)).astype(np.float32)
+    threads.matmul(a, b)  # the pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the split product completes and is right
+        ok = np.allclose(threads.matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+        os._exit(0 if ok else 1)
+    for _ in range(200):  # up to 20 s; a child stuck waiting for a thread it lacks is killed
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in threads.matmul")
+    assert os.WEXITSTATUS(status) == 0

@@ -118,6 +118,16 @@ def _get_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _forget_pool() -> None:
+    """In a forked child: the pool's threads were not copied, so start a new pool when one is needed."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def run_each(fn, items: list) -> list:
     """``[fn(item) for item in items]``, the first on the calling thread and the others on the pool.
 
