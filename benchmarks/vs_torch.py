@@ -1,8 +1,10 @@
 """minidl against PyTorch on the CPU: training steps of every seed model, and per-op micro-benchmarks.
 
-    python benchmarks/vs_torch.py                 # everything; writes benchmarks/RESULTS.md and ratios.png
+    python benchmarks/vs_torch.py                 # everything; writes benchmarks/RESULTS.md and RESULTS.png
     python benchmarks/vs_torch.py --models lenet  # a subset
     python benchmarks/vs_torch.py --quick         # fewer repetitions
+    env -u OPENBLAS_CORETYPE python benchmarks/vs_torch.py --no-ops --no-memory \
+        --out benchmarks/RESULTS-openblas-cpu.md  # with the OpenBLAS kernels chosen for this CPU
 
 Both libraries get the same network (the PyTorch one is made from the same ``models/`` source, see
 ``twins.py``), the same weights, the same batch, and the same optimizer (Adam, lr 1e-3). The first loss must
@@ -63,6 +65,7 @@ def machine() -> dict:
     return {**run_machine(), "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
             "minidl": mdl.__version__, "date": datetime.date.today().isoformat(),
             "openblas_core": threads.openblas_core(),
+            "command": " ".join(["python", "benchmarks/vs_torch.py", *sys.argv[1:]]),
             "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE")}
 
 
@@ -318,7 +321,7 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
         f"Measured {info['date']} on {info['cpu']}, {info['cores']} cores; Python {info['python']}, "
         f"NumPy {info['numpy']}, Numba {info['numba']}, PyTorch {info['torch']} "
         f"(`torch.set_num_threads({info['cores']})`).", "",
-        "Command: `python benchmarks/vs_torch.py`. Ratio = torch time / minidl time (> 1: minidl faster). "
+        f"Command: `{info['command']}`. Ratio = torch time / minidl time (> 1: minidl faster). "
         "Training step = forward, cross-entropy, backward, Adam step; medians of interleaved steps. "
         "Peak memory = how far three training steps (Adam made just before them) raise the resident set above "
         "its level with the model and batch made and each library's compiled code loaded by a forward and "
@@ -346,6 +349,11 @@ def write_results(info, gflops, model_rows, op_rows, path: Path) -> None:
         seg = [r for r in model_rows if r["model"] == "seg000"]
         if seg:
             lines.append(f"seg000 reaches {100 * seg000_gemm_share(seg[0], gflops):.0f}% of the GEMM throughput above.")
+        if info["openblas_coretype_env"]:
+            lines += ["", f"`OPENBLAS_CORETYPE={info['openblas_coretype_env']}` in the environment chose OpenBLAS's "
+                          "kernels; PyTorch's convolutions (oneDNN) ignore it and use what the CPU has. The "
+                          "same steps with OpenBLAS's own choice: `env -u OPENBLAS_CORETYPE python "
+                          "benchmarks/vs_torch.py --no-ops --no-memory --out benchmarks/RESULTS-openblas-cpu.md`."]
     if op_rows:
         lines += ["", "## Ops (forward; forward + backward)", "",
                   "| op | fwd minidl ms | fwd torch ms | fwd ratio | f+b minidl ms | f+b torch ms | f+b ratio |",
@@ -408,7 +416,7 @@ def main(argv=None) -> None:
             print(json.dumps(op_rows[-1]), flush=True)
     write_results(info, gflops, model_rows, op_rows, args.out)
     if model_rows and op_rows:
-        plot_ratios(model_rows, op_rows, args.out.with_name("ratios.png"))
+        plot_ratios(model_rows, op_rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
 
 
