@@ -191,3 +191,25 @@ def test_kernels_run_without_jit():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     fast, slow = out.stdout.strip().splitlines()
     assert fast == slow
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_batch_norm(rng, case, dtype):
+    N, C, L = (int(v) for v in rng.integers(1, 5, size=3))
+    x = (rng.standard_normal((N, C, L)) * 3 + rng.standard_normal(C)[:, None]).astype(dtype)
+    W, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    outs = {k: [np.empty(C, dtype), np.empty(C, dtype), np.empty_like(x), np.empty_like(x)]
+            for k in ("fast", "ref")}
+    cpu.batch_norm_forward(x, W, b, 1e-5, *outs["fast"])
+    reference.batch_norm_forward(x, W, b, 1e-5, *outs["ref"])
+    for fast, ref in zip(outs["fast"], outs["ref"]):
+        assert_sums_close(fast, ref)
+    gy, xhat, scale = rng.standard_normal(x.shape).astype(dtype), outs["ref"][2], W * 0.7
+    for need_x in (True, False):
+        grads = {k: [np.empty(x.shape if need_x else (0, 0, 0), dtype), np.empty(C, dtype), np.empty(C, dtype)]
+                 for k in ("fast", "ref")}
+        cpu.batch_norm_backward(gy, xhat, scale, *grads["fast"])
+        reference.batch_norm_backward(gy, xhat, scale, *grads["ref"])
+        for fast, ref in zip(grads["fast"], grads["ref"]):
+            assert_sums_close(fast, ref)

@@ -298,3 +298,54 @@ def adaptive_avg_pool2d_backward(gy, gx):
                     bin_w = ((ow + 1) * W + OW - 1) // OW - ow * W // OW
                     s += gy[n, c, oh, ow] / (bin_h * bin_w)
             gx[n, c, h, w] = s
+
+
+@_kernel
+def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
+    # Threads over channels; each makes three passes over its values: the mean, the variance around it
+    # (two passes, not E[x^2] - mean^2, which cancels), then xhat and y. Sums in float64.
+    N, C, L = x.shape
+    M = N * L
+    for c in prange(C):
+        s = 0.0
+        for n in range(N):
+            for l in range(L):
+                s += x[n, c, l]
+        m = s / M
+        q = 0.0
+        for n in range(N):
+            for l in range(L):
+                d = x[n, c, l] - m
+                q += d * d
+        v = q / M
+        inv = 1.0 / np.sqrt(v + eps)
+        w, shift = W[c], b[c]
+        for n in range(N):
+            for l in range(L):
+                h = (x[n, c, l] - m) * inv
+                xhat[n, c, l] = h
+                y[n, c, l] = h * w + shift
+        mean[c] = m
+        var[c] = v
+
+
+@_kernel
+def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
+    # Threads over channels: one pass sums gy and gy * xhat (float64), a second writes gx.
+    N, C, L = gy.shape
+    M = N * L
+    for c in prange(C):
+        sb = 0.0
+        sw = 0.0
+        for n in range(N):
+            for l in range(L):
+                g = gy[n, c, l]
+                sb += g
+                sw += g * xhat[n, c, l]
+        gb[c] = sb
+        gW[c] = sw
+        if gx.size:
+            k, a, q = scale[c], sb / M, sw / M
+            for n in range(N):
+                for l in range(L):
+                    gx[n, c, l] = k * (gy[n, c, l] - a - xhat[n, c, l] * q)

@@ -190,3 +190,39 @@ def adaptive_avg_pool2d_backward(gy, gx):
                     for h in range(h0, h1):
                         for w in range(w0, w1):
                             gx[n, c, h, w] += gy[n, c, oh, ow] / ((h1 - h0) * (w1 - w0))
+
+
+def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
+    """Batch normalisation in training mode, per channel c of x (N, C, L) over its M = N*L values:
+
+        mean[c] = sum x / M,   var[c] = sum (x - mean)^2 / M  (biased),
+        xhat = (x - mean) / sqrt(var + eps),   y = W[c] xhat + b[c].
+    """
+    N, C, L = x.shape
+    M = N * L
+    for c in range(C):
+        m = sum(float(x[n, c, l]) for n in range(N) for l in range(L)) / M
+        v = sum((float(x[n, c, l]) - m) ** 2 for n in range(N) for l in range(L)) / M
+        inv = 1.0 / math.sqrt(v + eps)
+        for n in range(N):
+            for l in range(L):
+                xhat[n, c, l] = (x[n, c, l] - m) * inv
+                y[n, c, l] = xhat[n, c, l] * W[c] + b[c]
+        mean[c], var[c] = m, v
+
+
+def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
+    """The gradients of :func:`batch_norm_forward`, per channel c (M = N*L values, scale = W / sqrt(var + eps)):
+
+        gb[c] = sum gy,   gW[c] = sum gy xhat,   gx = scale[c] (gy - gb[c] / M - xhat gW[c] / M).
+    gx is only written when it has elements (pass an empty array when the input needs no gradient).
+    """
+    N, C, L = gy.shape
+    M = N * L
+    for c in range(C):
+        gb[c] = sum(float(gy[n, c, l]) for n in range(N) for l in range(L))
+        gW[c] = sum(float(gy[n, c, l]) * float(xhat[n, c, l]) for n in range(N) for l in range(L))
+        if gx.size:
+            for n in range(N):
+                for l in range(L):
+                    gx[n, c, l] = scale[c] * (gy[n, c, l] - gb[c] / M - xhat[n, c, l] * gW[c] / M)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels import kernels_for
 from .checks import check_float, check_same_dtype
 
 
@@ -39,22 +40,20 @@ class BatchNorm(Function):
         shape = (1, C) + (1,) * (x.ndim - 2)
         M = x.size // C
         if use_batch_stats:
-            mu = x.mean(axis=axes)
-            xhat = x - mu.reshape(shape)
-            var = (xhat * xhat).mean(axis=axes)
+            # One kernel (kernels.batch_norm_forward): per channel, the mean, the variance around it, then
+            # xhat and y, all on (N, C, L) with L the spatial positions.
+            x3 = xp.ascontiguousarray(x).reshape(x.shape[0], C, -1)
+            mu, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+            xhat, y = xp.empty_like(x3), xp.empty_like(x3)
+            kernels_for(xp).batch_norm_forward(x3, xp.ones(C, x.dtype) if W is None else W,
+                                               xp.zeros(C, x.dtype) if b is None else b, eps, mu, var, xhat, y)
             s = 1 / xp.sqrt(var + eps)
-            xhat *= s.reshape(shape)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mu
                 running_var *= 1 - momentum
                 running_var += (momentum * M / (M - 1)) * var
-            if W is not None:
-                y = xhat * W.reshape(shape)
-                if b is not None:
-                    y += b.reshape(shape)
-            else:
-                y = xhat if b is None else xhat + b.reshape(shape)
+            y = y.reshape(x.shape)
             ctx.save_for_backward(xhat, s, W)
         else:
             s = 1 / xp.sqrt(running_var + eps)
@@ -72,15 +71,13 @@ class BatchNorm(Function):
         gx = gW = gb = None
         if ctx.use_batch_stats:
             xhat, s, W = ctx.saved
-            scale = s if W is None else W * s
-            if need_b or need_x:
-                gb = gy.sum(axis=axes)
-            if need_W or need_x:
-                gW = (gy * xhat).sum(axis=axes)
-            if need_x:
-                gx = xhat * (-scale * gW / ctx.M).reshape(shape)
-                gx += gy * scale.reshape(shape)
-                gx -= (scale * gb / ctx.M).reshape(shape)
+            xp = get_array_module(gy)
+            C = xhat.shape[1]
+            gb, gW = xp.empty(C, dtype=gy.dtype), xp.empty(C, dtype=gy.dtype)
+            gx = xp.empty(xhat.shape if need_x else (0, 0, 0), dtype=gy.dtype)
+            kernels_for(xp).batch_norm_backward(xp.ascontiguousarray(gy).reshape(xhat.shape), xhat,
+                                                s if W is None else W * s, gx, gW, gb)
+            gx = gx.reshape(gy.shape) if need_x else None
         else:
             x, s, W, running_mean = ctx.saved
             if need_x:
