@@ -201,6 +201,24 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
     return out_y, out_gx, out_gW, out_gb
 
 
+def _add_bias(y, b) -> None:
+    """y[:, o] += b[o] in place, split across the cores on the CPU (a full pass over a large output)."""
+    b4 = b.reshape(1, -1, 1, 1)
+    if isinstance(y, np.ndarray):
+        threads.elementwise(np.add, y, y, np.broadcast_to(b4, y.shape))
+    else:
+        y += b4
+
+
+def _channel_sums(g):
+    """g.sum(axis=(0, 2, 3)), on the CPU as partial sums over sample ranges, one per core."""
+    if not isinstance(g, np.ndarray) or threads.workers() < 2 or g.shape[0] < 2:
+        return g.sum(axis=(0, 2, 3))
+    N, parts = g.shape[0], min(threads.workers(), g.shape[0])
+    ranges = [slice(N * i // parts, N * (i + 1) // parts) for i in range(parts)]
+    return sum(threads.run_each(lambda s: g[s].sum(axis=(0, 2, 3)), ranges))
+
+
 class Conv2d(Function):
     """2-D convolution (a cross-correlation, as in PyTorch):  y = W * x + b.
 
@@ -262,7 +280,7 @@ class ConvTranspose2d(Function):
         ctx.geometry = (stride, padding, dilation, groups)
         y = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, W=W, gy=x, input_size=(OH, OW), gx=True)[1]
         if b is not None:
-            y += b.reshape(1, -1, 1, 1)
+            _add_bias(y, b)
         ctx.save_for_backward(x, W)
         return y
 
@@ -271,7 +289,7 @@ class ConvTranspose2d(Function):
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
         gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x if need_W else None,
                                    y=need_x, gW=need_W)
-        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
+        gb = _channel_sums(gy) if need_b else None
         return gx, gW, gb
 
 
