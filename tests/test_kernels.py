@@ -213,3 +213,17 @@ def test_batch_norm(rng, case, dtype):
         reference.batch_norm_backward(gy, xhat, scale, *grads["ref"])
         for fast, ref in zip(grads["fast"], grads["ref"]):
             assert_sums_close(fast, ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu(rng, dtype):
+    x = rng.standard_normal((3, 4, 5)).astype(dtype)
+    x[0, 0, :3] = [np.nan, 0.0, -0.0]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    y, y_ref, gx, gx_ref = (np.empty_like(x) for _ in range(4))
+    cpu.relu_forward(x, y)
+    reference.relu_forward(x, y_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    cpu.relu_backward(gy, y, gx)
+    reference.relu_backward(gy, y_ref, gx_ref)
+    np.testing.assert_array_equal(gx, gx_ref)

@@ -349,3 +349,23 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
             for n in range(N):
                 for l in range(L):
                     gx[n, c, l] = k * (gy[n, c, l] - a - xhat[n, c, l] * q)
+
+
+@_kernel
+def relu_forward(x, out):
+    # Flat, contiguous arrays with unsigned indices: one vectorized pass (NumPy's maximum measured 1.6x
+    # slower on 5.5 M floats; the ops split the arrays across worker threads, see threads.elementwise).
+    a, r = x.reshape(x.size), out.reshape(out.size)
+    zero = r.dtype.type(0)
+    for i in prange(uint64(a.size)):
+        v = a[i]
+        r[i] = v if v > 0 or v != v else zero
+
+
+@_kernel
+def relu_backward(gy, y, out):
+    # One pass, no boolean mask array (NumPy's gy * (y > 0) makes one: measured 1.4x slower).
+    g, o, r = gy.reshape(gy.size), y.reshape(y.size), out.reshape(out.size)
+    zero = r.dtype.type(0)
+    for i in prange(uint64(g.size)):
+        r[i] = g[i] if o[i] > 0 else zero

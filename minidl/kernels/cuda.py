@@ -282,3 +282,14 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
     if gx.size:
         cupy.multiply(scale[None, :, None], gy - (sb / M)[None, :, None] - xhat * (sw / M)[None, :, None],
                       out=gx, casting="unsafe")
+
+
+def relu_forward(x, out):
+    # CuPy's maximum propagates NaN, as PyTorch's relu does.
+    import cupy
+    cupy.maximum(x, x.dtype.type(0), out=out)
+
+
+def relu_backward(gy, y, out):
+    import cupy
+    cupy.multiply(gy, y > 0, out=out)

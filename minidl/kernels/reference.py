@@ -226,3 +226,16 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
             for n in range(N):
                 for l in range(L):
                     gx[n, c, l] = scale[c] * (gy[n, c, l] - gb[c] / M - xhat[n, c, l] * gW[c] / M)
+
+
+def relu_forward(x, out):
+    """out = x where x > 0 (or x is NaN, which stays NaN as in PyTorch), else 0; any shape."""
+    for i in range(x.size):
+        v = x.flat[i]
+        out.flat[i] = v if v > 0 or v != v else 0
+
+
+def relu_backward(gy, y, out):
+    """out = gy where the ReLU's output y > 0, else 0; any shape."""
+    for i in range(gy.size):
+        out.flat[i] = gy.flat[i] if y.flat[i] > 0 else 0

@@ -8,22 +8,20 @@ import numpy as np
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, threads
+from ..kernels import kernels_for
 
 
 class ReLU(Function):
-    """y = max(x, 0).   gx = gy where x > 0, else 0.
+    """y = max(x, 0).   gx = gy where y > 0, else 0.
 
-    On the CPU both passes are split across the cores (``threads.elementwise``): memory-bound, they take
-    a few ms on the activations of a batch of 256 and would otherwise leave the other cores idle.
+    Memory-bound passes, a few ms on the activations of a batch of 256: on the CPU the arrays are split
+    across the cores (``threads.elementwise``), each part run by the kernel's serial compilation.
     """
 
     def forward(ctx, x):
         xp = get_array_module(x)
-        y = xp.empty_like(x)
-        if xp is np:
-            threads.elementwise(_relu, y, x)
-        else:
-            _relu(x, out=y)
+        y = xp.empty(x.shape, dtype=x.dtype)
+        _run(xp, kernels_for(xp).relu_forward, y, xp.ascontiguousarray(x))
         ctx.save_for_backward(y)
         return y
 
@@ -31,21 +29,16 @@ class ReLU(Function):
         y, = ctx.saved
         xp = get_array_module(gy)
         gx = xp.empty(y.shape, dtype=gy.dtype)
-        if xp is np:
-            threads.elementwise(_relu_backward, gx, gy, y)
-        else:
-            _relu_backward(gy, y, out=gx)
+        _run(xp, kernels_for(xp).relu_backward, gx, xp.ascontiguousarray(gy), y)
         return gx
 
 
-def _relu(x, out):
-    """out = max(x, 0), NaN staying NaN (``maximum`` propagates it, as PyTorch's relu does)."""
-    return get_array_module(x).maximum(x, x.dtype.type(0), out=out)
-
-
-def _relu_backward(gy, y, out):
-    """out = gy where y > 0, else 0."""
-    return get_array_module(gy).multiply(gy, y > 0, out=out)
+def _run(xp, kernel, out, *arrays):
+    """``kernel(*arrays, out)``: on the CPU in parts across the worker threads, else as one call."""
+    if xp is np:
+        threads.elementwise(kernel.serial, out, *arrays)
+    else:
+        kernel(*arrays, out=out)
 
 
 class LeakyReLU(Function):
