@@ -141,38 +141,55 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                     d += uint64(OW)
 
 
+@njit(cache=True, inline="always")
+def _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, nan_aware):
+    """Max pooling of one (H, W) plane into dst/at (OH, OW); ``nan_aware`` adds PyTorch's NaN rule."""
+    H, W = src.shape
+    OH, OW = dst.shape
+    for oh in range(OH):
+        h0 = oh * SH - PH
+        h1 = min(h0 + (KH - 1) * DH + 1, H)
+        while h0 < 0:
+            h0 += DH
+        for ow in range(OW):
+            w0 = ow * SW - PW
+            w1 = min(w0 + (KW - 1) * DW + 1, W)
+            while w0 < 0:
+                w0 += DW
+            best, best_at = src.dtype.type(-np.inf), h0 * W + w0
+            h = h0
+            while h < h1:
+                w = w0
+                while w < w1:
+                    v = src[h, w]
+                    if v > best or (nan_aware and v != v):
+                        best, best_at = v, h * W + w
+                    w += DW
+                h += DH
+            dst[oh, ow] = best
+            at[oh, ow] = best_at
+
+
 @_kernel
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
-    # Threads over (n, c) planes, each writing its own y/idx plane. (Checking each plane for NaN first, to
-    # skip the ``v != v`` test below, measured slower than the test itself.)
+    # Threads over (n, c) planes, each writing its own y/idx plane. A plane is pooled without the NaN test
+    # (a second compare and branch per element), then scanned for NaN in one vectorized pass over the flat
+    # array (unsigned indices); only a plane that holds a NaN is pooled again with PyTorch's rule (a NaN
+    # wins). Measured 20-30% faster than testing every element.
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
+    xf = x.reshape(N * C * H * W)
     for t in prange(N * C):
         n = t // C
         c = t % C
         src, dst, at = x[n, c], y[n, c], idx[n, c]
-        for oh in range(OH):
-            h0 = oh * SH - PH
-            h1 = min(h0 + (KH - 1) * DH + 1, H)
-            while h0 < 0:
-                h0 += DH
-            for ow in range(OW):
-                w0 = ow * SW - PW
-                w1 = min(w0 + (KW - 1) * DW + 1, W)
-                while w0 < 0:
-                    w0 += DW
-                best, best_at = src.dtype.type(-np.inf), h0 * W + w0
-                h = h0
-                while h < h1:
-                    w = w0
-                    while w < w1:
-                        v = src[h, w]
-                        if v > best or v != v:
-                            best, best_at = v, h * W + w
-                        w += DW
-                    h += DH
-                dst[oh, ow] = best
-                at[oh, ow] = best_at
+        _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, False)
+        nans = 0
+        plane = uint64(t * H * W)
+        for i in range(uint64(H * W)):
+            v = xf[plane + i]
+            nans += v != v
+        if nans:
+            _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, True)
 
 
 @_kernel
