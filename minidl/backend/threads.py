@@ -8,10 +8,13 @@ give up their core, and the other way round) and a step can take several times a
 when another process is using a core. So, at ``import minidl``:
 
 * OpenBLAS gets one thread (through its ``openblas_set_num_threads``, as numpy has usually loaded it
-  already); the large products of the convolutions are instead split into column blocks, one per core,
-  on a small pool of Python threads (:func:`matmul`), which sleep when idle;
-* OpenMP threads (Numba's, and any other OpenMP runtime loaded later) sleep as soon as they are idle:
-  ``OMP_WAIT_POLICY=PASSIVE``.
+  already). minidl shares its work among the cores itself, on a small pool of Python threads that sleep
+  when idle (one per core, the caller included; :func:`run_each`): the convolutions hand each thread
+  whole blocks (ops/conv.py), large products are split into column blocks (:func:`matmul`), and large
+  elementwise passes into row ranges (:func:`elementwise`). NumPy's BLAS calls and ufuncs, and the
+  kernels' serial compilations (``nogil``), release the GIL, so the threads do run at the same time;
+* OpenMP threads (Numba's parallel kernels, and any other OpenMP runtime loaded later) sleep as soon as
+  they are idle: ``OMP_WAIT_POLICY=PASSIVE``.
 
 A setting the user made wins: nothing is changed when ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or
 ``OMP_NUM_THREADS`` (for OpenBLAS) or ``OMP_WAIT_POLICY`` is already in the environment. Measured on the
