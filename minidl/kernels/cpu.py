@@ -21,20 +21,26 @@ import numpy as np
 from numba import njit, prange, uint64
 
 # Starting a parallel region costs about 70 us on the development machine: the OpenMP threads sleep
-# between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel whose
-# arrays hold fewer elements than this in all (about 70 us of serial work) runs on the calling thread;
-# LeNet at batch 4 runs all its kernels that way (measured: conv2d forward+backward on 1x1x4x4, 417 -> 91 us).
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel runs
+# on the calling thread unless its arrays hold at least this many elements in all, times the kernel's
+# ``cost`` (its work per element relative to a copy). Measured on 2 cores, serial / parallel:
+#   im2col (cost 1):      235 k elements 57 / 110 us, 941 k 208 / 211 us, 3.8 M 990 / 724 us;
+#   max pooling (cost 8):  28 k elements 37 / 83 us, 620 k 1080 / 520 us.
+# LeNet's step at batch 4 (all its kernels serial): 1.88 ms with a threshold of 64 k elements, 1.21 ms.
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
-def _kernel(fn):
+def _kernel(fn=None, *, cost: int = 1):
     """Compile ``fn`` twice, parallel and serial, and pick one per call by the size of its array arguments.
 
     The serial twin is a copy of the function under another name, so that Numba's on-disk cache keeps the
     two compilations apart; in it ``prange`` is a plain ``range``, and it releases the GIL, so that
     minidl's own worker threads can run it on several blocks at once (see ops/conv.py). Both are exposed
-    as ``.parallel`` and ``.serial`` (the tests check each against the reference).
+    as ``.parallel`` and ``.serial`` (the tests check each against the reference). Used as ``@_kernel``
+    or ``@_kernel(cost=8)``.
     """
+    if fn is None:
+        return functools.partial(_kernel, cost=cost)
     parallel = njit(parallel=True, cache=True)(fn)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                               fn.__closure__)
@@ -43,7 +49,7 @@ def _kernel(fn):
 
     @functools.wraps(fn)
     def run(*args):
-        work = sum(a.size for a in args if isinstance(a, np.ndarray))
+        work = cost * sum(a.size for a in args if isinstance(a, np.ndarray))
         return (parallel if work >= PARALLEL_MIN_ELEMENTS else serial)(*args)
 
     run.parallel, run.serial = parallel, serial
@@ -170,7 +176,7 @@ def _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, nan_aware):
             at[oh, ow] = best_at
 
 
-@_kernel
+@_kernel(cost=8)
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     # Threads over (n, c) planes, each writing its own y/idx plane. A plane is pooled without the NaN test
     # (a second compare and branch per element), then scanned for NaN in one vectorized pass over the flat
@@ -192,7 +198,7 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
             _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, True)
 
 
-@_kernel
+@_kernel(cost=8)
 def max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx):
     # Scatter within a plane: threads over (n, c) planes; gy of each window goes to its argmax, which lies
     # in the same plane, so each gx plane has one writer. The geometry is not needed here (see reference).
@@ -223,7 +229,7 @@ def _avg_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW, count_include_pad, divisor
     return h0, h1, w0, w1, divisor
 
 
-@_kernel
+@_kernel(cost=8)
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y):
     # Threads over output rows (n, c, oh), then ow, then the window; each y row has one writer.
     N, C, H, W = x.shape
@@ -241,7 +247,7 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, y)
             y[n, c, oh, ow] = s / d if h0 < h1 and w0 < w1 else 0.0
 
 
-@_kernel
+@_kernel(cost=8)
 def avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, gx):
     # Gather: threads over gx rows (n, c, h); each element sums gy / divisor of the windows holding it; one writer.
     N, C, OH, OW = gy.shape
@@ -264,7 +270,7 @@ def avg_pool2d_backward(gy, KH, KW, SH, SW, PH, PW, count_include_pad, divisor, 
             gx[n, c, h, w] = s
 
 
-@_kernel
+@_kernel(cost=8)
 def adaptive_avg_pool2d_forward(x, y):
     # Threads over output rows (n, c, oh), then ow, then the window; each y row has one writer.
     N, C, H, W = x.shape
@@ -296,7 +302,7 @@ def _bins_containing(i, size, out_size):
     return first, last
 
 
-@_kernel
+@_kernel(cost=8)
 def adaptive_avg_pool2d_backward(gy, gx):
     # Gather: threads over gx rows (n, c, h); each element sums gy / bin size of the bins holding it; one writer.
     N, C, OH, OW = gy.shape
@@ -317,7 +323,7 @@ def adaptive_avg_pool2d_backward(gy, gx):
             gx[n, c, h, w] = s
 
 
-@_kernel
+@_kernel(cost=8)
 def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
     # Threads over channels; each makes three passes over its values: the mean, the variance around it
     # (two passes, not E[x^2] - mean^2, which cancels), then xhat and y. Sums in float64.
@@ -346,7 +352,7 @@ def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
         var[c] = v
 
 
-@_kernel
+@_kernel(cost=8)
 def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
     # Threads over channels: one pass sums gy and gy * xhat (float64), a second writes gx.
     N, C, L = gy.shape
