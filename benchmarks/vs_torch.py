@@ -169,8 +169,9 @@ def memory_child(lib: str, name: str) -> None:
     after which the gradients are dropped, and one Adam step on a spare one-element parameter (PyTorch
     imports modules on its first optimizer step, about 70 MB). What the warm-up freed is returned to the
     system (``malloc_trim``; both libraries allocate CPU memory through glibc's malloc), so the steps
-    below count the memory they need even where the warm-up had already used it. Then the baseline resident set is read, the peak (VmHWM) is
-    reset (``5`` into /proc/self/clear_refs), the Adam optimizer is made and three full-batch steps run.
+    below count the memory they need even where the warm-up had already used it. Then the baseline
+    resident set is read, the peak (VmHWM) is reset (``5`` into /proc/self/clear_refs), the Adam
+    optimizer is made and three full-batch steps run.
     """
     torch.set_num_threads(os.cpu_count())
     m_model, t_model, x_np, y_np = build_pair(name)
