@@ -116,6 +116,14 @@ def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
 
 
+def test_conv_empty_batch_matches_torch(torch, rng):
+    """A batch of 0 images: empty outputs and input gradients, zero weight and bias gradients."""
+    cfg = dict(x=(0, 4, 6, 5), W=(6, 4, 3, 3), b=(6,), kwargs=dict(padding=1))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    cfg = dict(x=(0, 4, 5, 4), W=(4, 3, 3, 2), b=(3,), kwargs=dict(stride=2))
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+
+
 def test_conv2d_unbatched_input(torch, rng):
     """A (C, H, W) input is one image: the output is (O, OH, OW), the gradient (C, H, W)."""
     cfg = dict(x=(3, 6, 5), W=(4, 3, 3, 3), b=(4,), kwargs=dict(padding=1))

@@ -193,3 +193,24 @@ def test_error_rank_and_eps():
         F.batch_norm(mdl.zeros(3), mdl.zeros(3), mdl.ones(3))
     with pytest.raises(ValueError, match="batch_norm: eps must be positive during training, but got 0"):
         F.batch_norm(mdl.zeros(2, 3), None, None, training=True, eps=0)
+
+
+def test_empty_batch_matches_torch(torch):
+    """Training on 0 samples: an empty output, zero weight and bias gradients, running statistics kept."""
+    import torch.nn.functional as TF
+    x = mdl.tensor(np.zeros((0, 3, 4, 4)), requires_grad=True)
+    W, b = mdl.tensor(np.ones(3), requires_grad=True), mdl.tensor(np.zeros(3), requires_grad=True)
+    rm, rv = mdl.tensor(np.full(3, 0.5)), mdl.tensor(np.full(3, 2.0))
+    y = F.batch_norm(x, rm, rv, W, b, training=True)
+    y.sum().backward()
+    xt = torch.zeros(0, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    Wt = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    bt = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    rmt, rvt = torch.full((3,), 0.5, dtype=torch.float64), torch.full((3,), 2.0, dtype=torch.float64)
+    yt = TF.batch_norm(xt, rmt, rvt, Wt, bt, training=True)
+    yt.sum().backward()
+    assert y.shape == tuple(yt.shape) and x.grad.shape == tuple(xt.grad.shape)
+    np.testing.assert_array_equal(W.grad.numpy(), Wt.grad.numpy())
+    np.testing.assert_array_equal(b.grad.numpy(), bt.grad.numpy())
+    np.testing.assert_array_equal(rm.numpy(), rmt.numpy())
+    np.testing.assert_array_equal(rv.numpy(), rvt.numpy())

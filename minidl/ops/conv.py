@@ -189,17 +189,14 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
 
     column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
     sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work, by_sample=gx)
-    out_gW = out_gb = None
-    if gW:
-        out_gW = sums[0][0]
-        for part, _ in sums[1:]:
-            out_gW += part
-        out_gW = out_gW.reshape(O, C // G, KH, KW)
-    if gb:
-        out_gb = sums[0][1]
-        for _, part in sums[1:]:
-            out_gb += part
-    return out_y, out_gx, out_gW, out_gb
+    out_gW = xp.zeros((G, O // G, K), dtype=dtype) if gW else None  # zeros: an empty batch has no blocks
+    out_gb = xp.zeros(O, dtype=dtype) if gb else None
+    for part_gW, part_gb in sums:
+        if part_gW is not None:
+            out_gW += part_gW
+        if part_gb is not None:
+            out_gb += part_gb
+    return out_y, out_gx, None if out_gW is None else out_gW.reshape(O, C // G, KH, KW), out_gb
 
 
 def _add_bias(y, b) -> None:

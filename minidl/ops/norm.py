@@ -42,13 +42,14 @@ class BatchNorm(Function):
         if use_batch_stats:
             # One kernel (kernels.batch_norm_forward): per channel, the mean, the variance around it, then
             # xhat and y, all on (N, C, L) with L the spatial positions.
-            x3 = xp.ascontiguousarray(x).reshape(x.shape[0], C, -1)
-            mu, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+            x3 = xp.ascontiguousarray(x).reshape(x.shape[0], C, M // max(x.shape[0], 1))
+            mu, var = xp.empty(C, dtype=x.dtype), xp.ones(C, dtype=x.dtype)
             xhat, y = xp.empty_like(x3), xp.empty_like(x3)
-            kernels_for(xp).batch_norm_forward(x3, xp.ones(C, x.dtype) if W is None else W,
-                                               xp.zeros(C, x.dtype) if b is None else b, eps, mu, var, xhat, y)
+            if M:  # an empty batch (M = 0) has no statistics: empty output, running ones untouched (PyTorch)
+                kernels_for(xp).batch_norm_forward(x3, xp.ones(C, x.dtype) if W is None else W,
+                                                   xp.zeros(C, x.dtype) if b is None else b, eps, mu, var, xhat, y)
             s = 1 / xp.sqrt(var + eps)
-            if running_mean is not None:
+            if running_mean is not None and M:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mu
                 running_var *= 1 - momentum
