@@ -10,7 +10,7 @@ import pytest
 from conftest import tensor64
 
 import minidl as mdl
-import minidl.ops.conv as conv_ops
+from minidl.ops import blocks, winograd
 from minidl.backend import threads
 from minidl.ops.conv import conv2d, conv_transpose2d
 
@@ -105,8 +105,8 @@ def test_conv2d_same_and_depthwise_match_torch(torch, rng, kwargs):
 def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers):
     """A tiny block budget forces bands of output rows (1 byte) or blocks of a few samples, shared among
     1, 2 or 3 worker threads; the results must not depend on how the columns were split or shared."""
-    monkeypatch.setattr(conv_ops, "BLOCK_BYTES", budget)
-    monkeypatch.setattr(conv_ops, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", budget)
+    monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
     monkeypatch.setattr(threads, "_workers", workers)
     cfg = dict(x=(3, 4, 9, 8), W=(6, 2, 3, 2), b=(6,), kwargs=dict(stride=(2, 1), padding=1, dilation=(1, 2),
                                                                    groups=2))
@@ -114,6 +114,87 @@ def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers
     cfg = dict(x=(3, 4, 5, 4), W=(4, 3, 3, 2), b=(6,), kwargs=dict(stride=2, padding=(1, 0), output_padding=1,
                                                                    groups=2, dilation=1))
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+
+
+@pytest.fixture
+def winograd_calls(monkeypatch):
+    """Send every 3x3 stride-1 convolution, however few its channels, through Winograd, and count the
+    calls, so that a test can check the path it means to test was taken."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    calls = []
+    products = winograd.products
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return products(*args, **kwargs)
+
+    monkeypatch.setattr(winograd, "products", counted)
+    return calls
+
+
+def winograd_config(rng) -> dict:
+    """A random 3x3, stride-1, dilation-1 conv2d: odd and even sizes, paddings 0 to 3, "same"."""
+    N, C, O = (int(v) for v in rng.integers(1, 4, size=3))
+    H, W = (int(v) for v in rng.integers(2, 10, size=2))
+    padding = [int(rng.integers(0, 4)), (int(rng.integers(0, 4)), int(rng.integers(0, 4))), "same"][rng.integers(3)]
+    PH, PW = (1, 1) if padding == "same" else (padding, padding) if isinstance(padding, int) else padding
+    H, W = max(H, 3 - 2 * PH), max(W, 3 - 2 * PW)
+    return dict(x=(N, C, H, W), W=(O, C, 3, 3), b=(O,) if rng.integers(2) else None, kwargs=dict(padding=padding))
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_winograd_conv2d_matches_torch(torch, rng, winograd_calls, case):
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, winograd_config(rng))
+    assert len(winograd_calls) == 2  # the forward, and the backward's gx and gW
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_winograd_conv_transpose2d_matches_torch(torch, rng, winograd_calls, case):
+    N, C, O = (int(v) for v in rng.integers(1, 4, size=3))
+    H, W = (int(v) for v in rng.integers(1, 7, size=2))
+    cfg = dict(x=(N, C, H, W), W=(C, O, 3, 3), b=(O,) if rng.integers(2) else None,
+               kwargs=dict(padding=tuple(int(rng.integers(0, min(3, (n + 1) // 2 + 1))) for n in (H, W))))
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+    assert len(winograd_calls) == 2
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_winograd_gradcheck(rng, winograd_calls, case):
+    cfg = winograd_config(rng)
+    inputs = [t for t in make_inputs(rng, cfg) if t is not None]
+    assert mdl.gradcheck(lambda *a: conv2d(*a, **cfg["kwargs"]), inputs)
+    assert winograd_calls
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("budget", [1, 20000], ids=["tile-row-bands", "sample-blocks"])
+def test_winograd_blocks_match_torch(torch, rng, monkeypatch, winograd_calls, budget, workers):
+    """Tiles cut into bands of tile rows (odd output size: a half tile at the bottom) or blocks of a few
+    samples, shared among 1, 2 or 3 worker threads."""
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", budget)
+    monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(threads, "_workers", workers)
+    cfg = dict(x=(5, 3, 9, 8), W=(4, 3, 3, 3), b=(4,), kwargs=dict(padding=1))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    assert len(winograd_calls) == 2
+
+
+def test_winograd_float32_matches_torch(torch, rng):
+    """At the default threshold and in float32, as the seed models run it (VGG-16's 64->64 layer): the
+    transforms round differently from a direct sum, within a few float32 units of PyTorch."""
+    x = rng.standard_normal((2, 64, 10, 10)).astype(np.float32)
+    W = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
+    gy = rng.standard_normal((2, 64, 10, 10)).astype(np.float32)
+    assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 64, 64)
+    mx, mW = mdl.tensor(x, requires_grad=True), mdl.tensor(W, requires_grad=True)
+    y = conv2d(mx, mW, padding=1)
+    y.backward(mdl.tensor(gy))
+    tx, tW = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tW, padding=1)
+    ty.backward(torch.tensor(gy))
+    for ours, theirs in ((y, ty), (mx.grad, tx.grad), (mW.grad, tW.grad)):
+        theirs = theirs.detach().numpy()
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=2e-5 * np.abs(theirs).max())
 
 
 def test_conv_empty_batch_matches_torch(torch, rng):

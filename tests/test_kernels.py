@@ -184,7 +184,8 @@ def test_kernels_run_without_jit():
         "    y = np.empty((2, 3, 3, 2)); i = np.empty(y.shape, np.int64)\n"
         "    k.max_pool2d_forward(x, 3, 2, 2, 2, 1, 0, 1, 1, y, i)\n"
         "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
-        "    print(g.sum(), i.sum(), a.sum())\n"
+        "    V = np.empty((16, 3 * 2 * 3 * 2)); k.winograd_input(x, 1, 1, 0, 3, 2, V)\n"
+        "    print(g.sum(), i.sum(), a.sum(), V.sum())\n"
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
@@ -227,3 +228,55 @@ def test_relu(rng, dtype):
     cpu.relu_backward(gy, y, gx)
     reference.relu_backward(gy, y_ref, gx_ref)
     np.testing.assert_array_equal(gx, gx_ref)
+
+
+def winograd_geometry(rng):
+    """A random tile grid of a 3x3 stride-1 convolution: input, padding (up to 3, beyond the kernel, as a
+    transposed convolution's input gradient has), output size, a band of tile rows, and row length L."""
+    while True:
+        N, C = (int(v) for v in rng.integers(1, 3, size=2))
+        H, W = (int(v) for v in rng.integers(1, 9, size=2))
+        PH, PW = (int(v) for v in rng.integers(-1, 4, size=2))
+        OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+        if OH >= 1 and OW >= 1:
+            TH, TW = (OH + 1) // 2, (OW + 1) // 2
+            ti0 = int(rng.integers(0, TH))
+            TR = int(rng.integers(1, TH - ti0 + 1))
+            return N, C, H, W, PH, PW, OH, OW, ti0, TR, TW
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_winograd_transforms(rng, case, dtype):
+    N, C, H, W, PH, PW, OH, OW, ti0, TR, TW = winograd_geometry(rng)
+    O = int(rng.integers(1, 4))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    L = C * N * TR * TW + int(rng.integers(0, 5))  # the rows may be longer than their entries
+    V, V_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
+    cpu.winograd_input(x, PH, PW, ti0, TR, TW, V)
+    reference.winograd_input(x, PH, PW, ti0, TR, TW, V_ref)
+    assert_sums_close(V, V_ref)
+
+    L = O * N * TR * TW + int(rng.integers(0, 5))
+    M = rng.standard_normal((16, L)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    y, y_ref = (np.full((N, O, OH, OW), np.nan, dtype) for _ in range(2))
+    cpu.winograd_output(M, b, ti0, TR, TW, y)
+    reference.winograd_output(M, b, ti0, TR, TW, y_ref)
+    assert_sums_close(y, y_ref)  # the NaNs outside the band must stay where they are
+
+    gy = rng.standard_normal((N, O, OH, OW)).astype(dtype)
+    Gy, Gy_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
+    cpu.winograd_grad_output(gy, ti0, TR, TW, Gy)
+    reference.winograd_grad_output(gy, ti0, TR, TW, Gy_ref)
+    assert_sums_close(Gy, Gy_ref)
+
+
+def test_winograd_reference_is_a_convolution(rng):
+    """The reference transforms themselves: At [(G g Gt) * (Bt d B)] A is the 3x3 cross-correlation of d."""
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    BT, G, AT = (np.array(m, dtype=np.float64) for m in (reference.WINOGRAD_BT, reference.WINOGRAD_G,
+                                                         reference.WINOGRAD_AT))
+    y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)

@@ -392,3 +392,116 @@ def relu_backward(gy, y, out):
     zero = r.dtype.type(0)
     for i in prange(uint64(g.size)):
         r[i] = g[i] if o[i] > 0 else zero
+
+
+@_kernel(cost=4)
+def winograd_input(x, PH, PW, ti0, TR, TW, V):
+    # Threads over (c, n) planes of x; each writes the slots (c, n) of all 16 rows of V alone: no races.
+    # One tile at a time, its 16 values in scalars (registers), the interior tiles without the padding
+    # test. V's rows are longer than their entries (see ops/winograd.py): with rows of a multiple of 4 KiB
+    # the 16 stores of a tile fall into one cache set and evict each other (measured 2x slower).
+    N, C, H, W = x.shape
+    L = uint64(V.shape[1])
+    vf = V.reshape(16 * V.shape[1])
+    xf = x.reshape(N * C * H * W)
+    for t in prange(C * N):
+        c = t // N
+        n = t % N
+        base = (n * C + c) * H * W
+        d = np.empty(16, x.dtype)
+        for r in range(TR):
+            h = 2 * (ti0 + r) - PH
+            rows_inside = h >= 0 and h + 4 <= H
+            at = uint64(((c * N + n) * TR + r) * TW)
+            for tj in range(TW):
+                w = 2 * tj - PW
+                if rows_inside and w >= 0 and w + 4 <= W:
+                    s = uint64(base + h * W + w)
+                    for i in range(4):
+                        for j in range(4):
+                            d[4 * i + j] = xf[s + uint64(i * W + j)]
+                else:
+                    for i in range(4):
+                        for j in range(4):
+                            inside = 0 <= h + i < H and 0 <= w + j < W
+                            d[4 * i + j] = xf[base + (h + i) * W + w + j] if inside else 0
+                for j in range(4):  # Bt d: rows 0-2, 1+2, 2-1, 1-3
+                    d0, d1, d2, d3 = d[j], d[4 + j], d[8 + j], d[12 + j]
+                    d[j], d[4 + j], d[8 + j], d[12 + j] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                for i in range(4):  # (Bt d) B: columns 0-2, 1+2, 2-1, 1-3
+                    d0, d1, d2, d3 = d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]
+                    row = uint64(4 * i) * L + at
+                    vf[row] = d0 - d2
+                    vf[row + L] = d1 + d2
+                    vf[row + 2 * L] = d2 - d1
+                    vf[row + 3 * L] = d1 - d3
+                at += uint64(1)
+
+
+@_kernel(cost=4)
+def winograd_output(M, b, ti0, TR, TW, y):
+    # Threads over (o, n) planes of y, each written by its thread alone. One tile at a time: the 16 rows
+    # of M at its slot (o, n, r, tj) give At m A, 2x2, of which the part inside y is stored.
+    N, O, OH, OW = y.shape
+    L = uint64(M.shape[1])
+    mf = M.reshape(16 * M.shape[1])
+    yf = y.reshape(N * O * OH * OW)
+    for t in prange(O * N):
+        o = t // N
+        n = t % N
+        base = (n * O + o) * OH * OW
+        bias = b[o]
+        s = np.empty(8, M.dtype)  # At m, 2 rows of 4
+        for r in range(TR):
+            oh = 2 * (ti0 + r)
+            at = uint64(((o * N + n) * TR + r) * TW)
+            for tj in range(TW):
+                for j in range(4):  # At m: rows 0+1+2, 1-2-3
+                    m0, m1, m2, m3 = mf[at + uint64(j) * L], mf[at + uint64(4 + j) * L], \
+                        mf[at + uint64(8 + j) * L], mf[at + uint64(12 + j) * L]
+                    s[j], s[4 + j] = m0 + m1 + m2, m1 - m2 - m3
+                ow = 2 * tj
+                for i in range(min(2, OH - oh)):  # (At m) A, the same on the columns
+                    s0, s1, s2, s3 = s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]
+                    dst = uint64(base + (oh + i) * OW + ow)
+                    yf[dst] = s0 + s1 + s2 + bias
+                    if ow + 1 < OW:
+                        yf[dst + 1] = s1 - s2 - s3 + bias
+                at += uint64(1)
+
+
+@_kernel(cost=4)
+def winograd_grad_output(gy, ti0, TR, TW, Gy):
+    # Threads over (o, n) planes of gy, each filling the slots (o, n) of all 16 rows of Gy alone. One tile
+    # at a time: g (2x2, 0 past the last row or column of gy) -> A g At.
+    N, O, OH, OW = gy.shape
+    L = uint64(Gy.shape[1])
+    Gf = Gy.reshape(16 * Gy.shape[1])
+    gf = gy.reshape(N * O * OH * OW)
+    zero = gy.dtype.type(0)
+    for t in prange(O * N):
+        o = t // N
+        n = t % N
+        base = (n * O + o) * OH * OW
+        u = np.empty(8, gy.dtype)  # A g, 4 rows of 2
+        for r in range(TR):
+            oh = 2 * (ti0 + r)
+            at = uint64(((o * N + n) * TR + r) * TW)
+            for tj in range(TW):
+                ow = 2 * tj
+                src = uint64(base + oh * OW + ow)
+                right, down = ow + 1 < OW, oh + 1 < OH
+                g00 = gf[src]
+                g01 = gf[src + 1] if right else zero
+                g10 = gf[src + uint64(OW)] if down else zero
+                g11 = gf[src + uint64(OW + 1)] if right and down else zero
+                u[0], u[1], u[2], u[3] = g00, g01, g00 + g10, g01 + g11  # A g: rows g0, g0+g1, g0-g1, -g1
+                u[4], u[5], u[6], u[7] = g00 - g10, g01 - g11, -g10, -g11
+                for i in range(4):  # (A g) At, the same on the columns
+                    a0, a1 = u[2 * i], u[2 * i + 1]
+                    row = uint64(4 * i) * L + at
+                    Gf[row] = a0
+                    Gf[row + L] = a0 + a1
+                    Gf[row + 2 * L] = a0 - a1
+                    Gf[row + 3 * L] = -a1
+                at += uint64(1)

@@ -24,15 +24,14 @@ product of both Functions is one of four per-block computations, written once in
 and a backward asks for its gradients in one pass, so each block of gy is transposed once for all.
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
-a single sample is larger than that), about ``BLOCK_BYTES`` each, so the buffers stay small whatever the
+a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small whatever the
 batch size. On the CPU the blocks are shared among worker threads, one per core, each running im2col, the
-GEMM and the transposing pass of its own blocks while they sit in its core's cache (``_on_workers``):
+GEMM and the transposing pass of its own blocks while they sit in its core's cache (``blocks.on_workers``):
 measured 1.2-2.2x faster than running each step on all cores in turn (report 001's conv2 forward at batch
 128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
 """
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,81 +39,18 @@ import numpy as np
 from ..autograd import Function
 from ..backend import get_array_module, threads
 from ..kernels import kernels_for
+from . import blocks, winograd
 from .checks import check_float, check_ndim, check_same_dtype, pair
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
-
-# Size of one block: its column buffer plus the GEMM's output block. On the CPU each worker thread builds
-# a block's columns and multiplies them at once, so they are still in that core's L2 cache (1 MiB here)
-# when the GEMM reads them; a block has at least MIN_COLUMNS columns, below which the GEMM loses speed.
-BLOCK_BYTES = 2**20
-MIN_COLUMNS = 256
-
-
-def _blocks(N: int, OH: int, OW: int, column_bytes: int):
-    """Split the output grid (sample, output row) into blocks (n0, n1, oh0, oh1) of about BLOCK_BYTES.
-
-    ``column_bytes`` is what one output position (n, oh, ow) costs in buffers. As many whole samples as
-    fit; when one sample alone is larger, bands of its output rows. Every block is a contiguous range of
-    the joint (n, oh, ow) axis. (Cutting a single small block in two so that two threads share it was
-    measured slower: LeNet's step at batch 4, 1.21 -> 1.97 ms, the hand-over costing more than it saves.)
-    """
-    target = max(BLOCK_BYTES, MIN_COLUMNS * column_bytes)
-    row_bytes = OW * column_bytes
-    if OH * row_bytes <= target:
-        step = max(1, target // (OH * row_bytes))
-        return [(n0, min(N, n0 + step), 0, OH) for n0 in range(0, N, step)]
-    rows = max(1, target // row_bytes)
-    return [(n, n + 1, oh0, min(OH, oh0 + rows)) for n in range(N) for oh0 in range(0, OH, rows)]
-
-
-def _on_workers(xp, blocks, work, by_sample: bool = False) -> list:
-    """Share ``blocks`` among the CPU's worker threads and return what ``work(share, in_worker)`` gives each.
-
-    On the CPU with several cores and blocks, each worker takes every k-th block (or, with ``by_sample``,
-    every k-th sample's blocks, so that bands of one sample, whose col2im writes overlap, stay on one
-    thread) and runs im2col, the GEMM and the rest of each block itself: no thread waits for another
-    between the steps, and the block stays in its core's cache. ``in_worker`` tells ``work`` to use the
-    kernels' serial compilations and single-threaded BLAS, since the parallelism is already here.
-    Otherwise (a GPU, one core, one block) ``work(blocks, False)`` runs once, with the parallel kernels
-    and the split GEMM.
-    """
-    workers = threads.workers() if xp is np else 1
-    if by_sample:
-        groups: dict = {}
-        for block in blocks:
-            groups.setdefault(block[0], []).append(block)
-        units = list(groups.values())
-    else:
-        units = [[block] for block in blocks]
-    if workers < 2 or len(units) < 2:
-        return [work(blocks, False)]
-    shares = [[block for unit in units[i::workers] for block in unit] for i in range(min(workers, len(units)))]
-    return threads.run_each(lambda share: work(share, True), shares)
-
-
-def _buffer(xp, buf, shape, dtype):
-    """A C-contiguous (shape) view of ``buf``, allocated on first use: the first block is the largest."""
-    if buf is None:
-        buf = xp.empty(math.prod(shape), dtype=dtype)
-    return buf, buf[:math.prod(shape)].reshape(shape)
-
-
-def _tools(xp, kernel, in_worker: bool):
-    """The kernel and the matmul for one block: serial ones inside a worker thread (see :func:`_on_workers`);
-    else the kernel as given and, on the CPU, NumPy's matmul split across the cores (``backend.threads``)."""
-    if in_worker:
-        return kernel.serial, np.matmul
-    return kernel, (threads.matmul if xp is np else xp.matmul)
-
 
 def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
     """Block (n0:n1, oh0:oh1) of g (N, O, OH, OW) with its first two axes swapped, (O, Nb, R, OW), copied
     into ``buf``: the block's columns of ``gT`` in the GEMMs below. Each worker swaps its own blocks,
     so the copy is shared among the cores and stays in cache for the GEMM that reads it."""
     O, OW = g.shape[1], g.shape[3]
-    buf, block = _buffer(xp, buf, (O, n1 - n0, oh1 - oh0, OW), g.dtype)
+    buf, block = blocks.buffer(xp, buf, (O, n1 - n0, oh1 - oh0, OW), g.dtype)
     xp.copyto(block, g[n0:n1, :, oh0:oh1].swapaxes(0, 1))
     return buf, block
 
@@ -145,6 +81,10 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
     else:
         N, C, (H, W_in), dtype = gy.shape[0], W.shape[1] * G, input_size, gy.dtype
     O = W.shape[0] if W is not None else gy.shape[1]
+    if xp is np and winograd.suits(KH, KW, stride, dilation, G, C, O):
+        out_y, out_gx, out_gW = winograd.products(OH, OW, padding, x=x, W=W, b=b, gy=gy, input_size=(H, W_in),
+                                                  y=y, gx=gx, gW=gW)
+        return out_y, out_gx, out_gW, _channel_sums(gy) if gb else None
     K = C // G * KH * KW  # rows of one group's columns
     out_y = xp.empty((N, O, OH, OW), dtype=dtype) if y else None
     out_gx = xp.zeros((N, C, H, W_in), dtype=dtype) if gx else None
@@ -152,19 +92,19 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
         Wg = W.reshape(G, O // G, K)
     unfold = y or gW
 
-    def work(blocks, in_worker):
-        im2col, matmul = _tools(xp, kernels.im2col, in_worker)
-        col2im = _tools(xp, kernels.col2im, in_worker)[0]
+    def work(share, in_worker):
+        im2col, matmul = blocks.tools(xp, kernels.im2col, in_worker)
+        col2im = blocks.tools(xp, kernels.col2im, in_worker)[0]
         col_buf = yT_buf = gyT_buf = gcol_buf = sum_gW = sum_gb = None
-        for n0, n1, oh0, oh1 in blocks:
+        for n0, n1, oh0, oh1 in share:
             Nb, R = n1 - n0, oh1 - oh0
             P = Nb * R * OW
             if unfold:
-                col_buf, col = _buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
+                col_buf, col = blocks.buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
                 im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
                 col = col.reshape(G, K, P)
             if y:
-                yT_buf, yT = _buffer(xp, yT_buf, (G, O // G, P), dtype)
+                yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, P), dtype)
                 matmul(Wg, col, out=yT)
                 yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
                 if b is None:
@@ -182,13 +122,13 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
                 part = matmul(gyT, col.swapaxes(-1, -2))
                 sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
             if gx:
-                gcol_buf, gcol = _buffer(xp, gcol_buf, (G, K, P), dtype)
+                gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (G, K, P), dtype)
                 matmul(Wg.transpose(0, 2, 1), gyT, out=gcol)
                 col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
         return sum_gW, sum_gb
 
     column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
-    sums = _on_workers(xp, _blocks(N, OH, OW, column_bytes), work, by_sample=gx)
+    sums = blocks.on_workers(xp, blocks.split(N, OH, OW, column_bytes), work, by_sample=gx)
     out_gW = xp.zeros((G, O // G, K), dtype=dtype) if gW else None  # zeros: an empty batch has no blocks
     out_gb = xp.zeros(O, dtype=dtype) if gb else None
     for part_gW, part_gb in sums:

@@ -1,0 +1,178 @@
+"""3x3 convolutions with Winograd's minimal filtering F(2x2, 3x3): 2.25x fewer multiplications than im2col.
+
+A 2x2 tile of a 3x3 convolution's output depends on the 4x4 tile d of the input under it. Lavin and Gray
+(2016, "Fast Algorithms for Convolutional Neural Networks") write it with three small constant matrices
+(``kernels/reference.py``: Bt 4x4, G 4x3, At 2x4) as
+
+    y_tile = At [ sum_c (G g[o, c] Gt) * (Bt d[c] B) ] A          * elementwise, over the 4x4 positions
+
+where only the 16 elementwise products multiply data by weights (im2col's GEMM does 36 per tile): the
+transforms are sums and differences. Over all tiles t and channels, each of the 16 positions xi is a matrix
+product, so a convolution becomes
+
+    V[xi]  = Bt d B      (C, T)     the input tiles, transformed       (kernel ``winograd_input``)
+    U[xi]  = G g Gt      (O, C)     the filters, transformed           (one small GEMM, :func:`_transform`)
+    M[xi]  = U[xi] @ V[xi]          16 GEMMs of (O, C) @ (C, T)
+    y_tile = At M_tile A + b                                           (kernel ``winograd_output``)
+
+The backward is the adjoint of these linear steps, so it gives the exact gradients of the same function:
+with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
+``gW = Gt [ sum_t Gy_t * V_t ] G``, again 16 GEMMs (O, T) @ (T, C); and the input gradient, the transposed
+convolution, is itself a 3x3 convolution of gy with the flipped, transposed filters, so it runs through
+the forward path.
+
+Only stride 1, dilation 1, one group; the input tiles overlap by two rows and columns. On the two-core
+development machine with OpenBLAS's Haswell kernels, the 3x3 convolutions of the seed models (VGG-16,
+the segmentation nets, report 001's conv2) measured ... (see :data:`MIN_CHANNELS`). The price is
+precision: the transforms add and subtract up to 16 terms, so float32 results differ from im2col's by a
+few units in the last place more (tests/test_conv.py compares both to PyTorch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import cpu, reference
+from . import blocks
+
+# Winograd runs a convolution when both its channel counts are at least this. Measured on the 2-core
+# development machine (forward + input gradient + weight gradient, im2col / Winograd): VGG-16's layers
+# 64->64 at 32x32 1.6x faster, 256->256 at 8x8 1.4x, 512->512 at 2x2 1.1x; report 000's segmentation
+# net 128->256 and 64->128 1.5x; but 32->64 (report 001's segmentation net) 0.86x and 32->32 at 13x13
+# (report 001's conv2) 0.96x, where the GEMMs are too thin to make up for the transforms.
+MIN_CHANNELS = 64
+
+
+def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int) -> bool:
+    """Whether Winograd's F(2x2, 3x3) computes this convolution, and pays: 3x3, stride 1, no dilation,
+    one group, at least MIN_CHANNELS input and output channels."""
+    return ((KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
+            and min(C, O) >= MIN_CHANNELS)
+
+
+def _kron_g() -> np.ndarray:
+    """K (16, 9) with K[a*4 + b, kh*3 + kw] = G[a, kh] G[b, kw]: U = K @ g.reshape(9) for one filter g."""
+    G = np.array(reference.WINOGRAD_G, dtype=np.float64)
+    return np.einsum("ak,bl->abkl", G, G).reshape(16, 9)
+
+
+_K = _kron_g()
+# Turning a filter by 180 degrees reverses g's rows and columns; G g then has its rows in the order
+# 3, 1, 2, 0 (G's first and last rows swap, its middle rows are symmetric), so the 16 positions of a
+# turned filter are those of the filter, permuted.
+_TURN = [4 * a + b for a in (3, 1, 2, 0) for b in (3, 1, 2, 0)]
+
+
+def transform_weight(W, turned: bool = False):
+    """U (16, O, C) = G W[o, c] Gt for every filter of W (O, C, 3, 3), as one (16, 9) @ (9, O*C) GEMM.
+
+    With ``turned``, the filters of the transposed convolution instead: U (16, C, O) of W[o, c] turned by
+    180 degrees (a transposed view; NumPy's matmul passes it to BLAS as it is).
+    """
+    O, C = W.shape[:2]
+    K = _K[_TURN] if turned else _K
+    U = (K.astype(W.dtype) @ W.reshape(O * C, 9).T).reshape(16, O, C)
+    return U.swapaxes(1, 2) if turned else U
+
+
+def weight_grad(gU, O, C):
+    """gW (O, C, 3, 3) = Gt gU G for every filter: the adjoint of :func:`transform_weight`."""
+    return (gU.reshape(16, O * C).T @ _K.astype(gU.dtype)).reshape(O, C, 3, 3)
+
+
+def _rows(xp, buf, channels: int, T: int, dtype):
+    """A (16, L) buffer (reused from ``buf`` when large enough) for 16 rows of channels*T entries, and the
+    (16, channels, T) view of those entries that the GEMMs use. L is a little longer than channels*T: with
+    rows a multiple of 4 KiB long, the 16 values a tile writes or reads would share one cache set."""
+    L = -(-channels * T // 16) * 16 + 16
+    if buf is None or buf.size < 16 * L:
+        buf = xp.empty(16 * L, dtype=dtype)
+    rows = buf[:16 * L].reshape(16, L)
+    return buf, rows, rows[:, :channels * T].reshape(16, channels, T)
+
+
+def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_size=None, y=False, gx=False,
+             gW=False):
+    """conv_blocks' y, gx and gW (ops/conv.py) for a convolution that :func:`suits`, on the CPU.
+
+    x (N, C, H, W_in), W (O, C, 3, 3), b (O,) or None, gy (N, O, OH, OW); ``padding`` (PH, PW) top/left.
+        y  = convolve(x, G W Gt) + b
+        gx = convolve(gy, G W' Gt)      W'[c, o] = W[o, c] turned by 180 degrees, padding 2 - PH, 2 - PW:
+                                        the transposed convolution is the "full" correlation with W'
+        gW = Gt (sum over tiles of Gy * V) G
+    Returns ``(y, gx, gW)``, None for what was not asked for.
+    """
+    O, C = W.shape[:2]
+    PH, PW = padding
+    out_y = out_gx = out_gW = None
+    if gy is not None:
+        gy = np.ascontiguousarray(gy)
+    if y:
+        out_y = convolve(x, transform_weight(W), b, padding, (OH, OW))
+    if gx:
+        out_gx = convolve(gy, transform_weight(W, turned=True), None, (2 - PH, 2 - PW), input_size)
+    if gW:
+        out_gW = weight_grad(filter_grad(x, gy, padding), O, C)
+    return out_y, out_gx, out_gW
+
+
+def convolve(x, U, b, padding, out_size):
+    """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (16, O, C).
+
+    ``padding`` (PH, PW) top/left; ``out_size`` (OH, OW) (the bottom/right padding it implies is read as
+    zeros by the input transform). The tiles are cut into blocks of whole samples or of bands of tile rows,
+    shared among the CPU's worker threads as the im2col blocks are (ops/blocks.py).
+    """
+    N, C = x.shape[:2]
+    O = U.shape[1]
+    (PH, PW), (OH, OW) = padding, out_size
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    y = np.empty((N, O, OH, OW), dtype=x.dtype)
+    bias = b if b is not None else np.zeros(O, dtype=x.dtype)
+
+    def work(share, in_worker):
+        to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
+        from_tiles = blocks.tools(np, cpu.winograd_output, in_worker)[0]
+        V_buf = M_buf = None
+        for n0, n1, t0, t1 in share:
+            T = (n1 - n0) * (t1 - t0) * TW
+            V_buf, V, V_mats = _rows(np, V_buf, C, T, x.dtype)
+            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
+            M_buf, M, M_mats = _rows(np, M_buf, O, T, x.dtype)
+            matmul(U, V_mats, out=M_mats)
+            from_tiles(M, bias, t0, t1 - t0, TW, y[n0:n1])
+
+    blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
+    return y
+
+
+def filter_grad(x, gy, padding):
+    """gU (16, O, C) = sum over tiles of Gy[xi] @ V[xi]^T: the gradient of the transformed filters U.
+
+    x (N, C, H, W) the input, gy (N, O, OH, OW) the output gradient, ``padding`` (PH, PW) as in
+    :func:`convolve`. :func:`weight_grad` turns gU into gW.
+    """
+    N, C = x.shape[:2]
+    O, OH, OW = gy.shape[1:]
+    PH, PW = padding
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+
+    def work(share, in_worker):
+        to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
+        grad_tiles = blocks.tools(np, cpu.winograd_grad_output, in_worker)[0]
+        V_buf = Gy_buf = total = None
+        for n0, n1, t0, t1 in share:
+            T = (n1 - n0) * (t1 - t0) * TW
+            V_buf, V, V_mats = _rows(np, V_buf, C, T, x.dtype)
+            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
+            Gy_buf, Gy, Gy_mats = _rows(np, Gy_buf, O, T, x.dtype)
+            grad_tiles(gy[n0:n1], t0, t1 - t0, TW, Gy)
+            part = matmul(Gy_mats, V_mats.swapaxes(1, 2))
+            total = part if total is None else np.add(total, part, out=total)
+        return total
+
+    parts = blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
+    gU = np.zeros((16, O, C), dtype=x.dtype)
+    for part in parts:
+        if part is not None:
+            gU += part
+    return gU
