@@ -24,11 +24,15 @@ product of both Functions is one of four per-block computations, written once in
 and a backward asks for its gradients in one pass, so each block of gy is transposed once for all.
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
-a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small whatever the
-batch size. On the CPU the blocks are shared among worker threads, one per core, each running im2col, the
-GEMM and the transposing pass of its own blocks while they sit in its core's cache (``blocks.on_workers``):
-measured 1.2-2.2x faster than running each step on all cores in turn (report 001's conv2 forward at batch
-128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
+a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
+whatever the batch size. On the CPU the blocks are shared among worker threads, one per core, each running
+im2col, the GEMM and the transposing pass of its own blocks while they sit in its core's cache
+(``blocks.on_workers``): measured 1.2-2.2x faster than running each step on all cores in turn (report
+001's conv2 forward at batch 128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
+
+On the CPU, a 3x3 stride-1 convolution with enough channels takes another road to the same four products:
+Winograd's F(2x2, 3x3), with 2.25x fewer multiplications (``ops/winograd.py``; :func:`conv_blocks`
+hands it over).
 """
 from __future__ import annotations
 
@@ -69,6 +73,7 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
         gb      += sum of gyT over its columns
         gx      += col2im(W[g]^T @ gyT[g])               the adjoint of the im2col + GEMM of y
     Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
+    A convolution that ``winograd.suits`` is computed by ``winograd.products`` instead (same results).
     Returns ``(y, gx, gW, gb)``, None for what was not asked for.
     """
     xp = get_array_module(x if x is not None else gy)

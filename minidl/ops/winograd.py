@@ -11,21 +11,21 @@ transforms are sums and differences. Over all tiles t and channels, each of the 
 product, so a convolution becomes
 
     V[xi]  = Bt d B      (C, T)     the input tiles, transformed       (kernel ``winograd_input``)
-    U[xi]  = G g Gt      (O, C)     the filters, transformed           (one small GEMM, :func:`_transform`)
+    U[xi]  = G g Gt      (O, C)     the filters, transformed           (one small GEMM, :func:`transform_weight`)
     M[xi]  = U[xi] @ V[xi]          16 GEMMs of (O, C) @ (C, T)
     y_tile = At M_tile A + b                                           (kernel ``winograd_output``)
 
 The backward is the adjoint of these linear steps, so it gives the exact gradients of the same function:
 with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
 ``gW = Gt [ sum_t Gy_t * V_t ] G``, again 16 GEMMs (O, T) @ (T, C); and the input gradient, the transposed
-convolution, is itself a 3x3 convolution of gy with the flipped, transposed filters, so it runs through
-the forward path.
+convolution, is itself a 3x3 convolution of gy with the filters turned by 180 degrees and transposed, so
+it runs through the forward path (:func:`products`).
 
-Only stride 1, dilation 1, one group; the input tiles overlap by two rows and columns. On the two-core
-development machine with OpenBLAS's Haswell kernels, the 3x3 convolutions of the seed models (VGG-16,
-the segmentation nets, report 001's conv2) measured ... (see :data:`MIN_CHANNELS`). The price is
-precision: the transforms add and subtract up to 16 terms, so float32 results differ from im2col's by a
-few units in the last place more (tests/test_conv.py compares both to PyTorch).
+Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the 16 GEMMs to be worth
+their transforms: :data:`MIN_CHANNELS` gives the measurements. The transforms are Numba kernels with plain
+twins in ``kernels/reference.py``; on the GPU every convolution keeps im2col. The price is rounding: the
+transforms add and subtract up to 16 terms, so float32 results differ from a direct sum by a few units in
+the last place more (tests/test_conv.py compares the float32 results with PyTorch's).
 """
 from __future__ import annotations
 
