@@ -397,9 +397,9 @@ def relu_backward(gy, y, out):
 @_kernel(cost=4)
 def winograd_input(x, PH, PW, ti0, TR, TW, V):
     # Threads over (c, n) planes of x; each writes the slots (c, n) of all 16 rows of V alone: no races.
-    # One tile at a time, its 16 values in scalars (registers), the interior tiles without the padding
+    # One tile at a time, its 16 values in a small scratch array, the interior tiles without the padding
     # test. V's rows are longer than their entries (see ops/winograd.py): with rows of a multiple of 4 KiB
-    # the 16 stores of a tile fall into one cache set and evict each other (measured 2x slower).
+    # the 16 stores of a tile fall into one cache set and evict each other (measured 1.6-2.8x slower).
     N, C, H, W = x.shape
     L = uint64(V.shape[1])
     vf = V.reshape(16 * V.shape[1])
