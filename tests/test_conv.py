@@ -197,6 +197,23 @@ def test_winograd_float32_matches_torch(torch, rng):
         np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=2e-5 * np.abs(theirs).max())
 
 
+@pytest.mark.parametrize("path", ["im2col", "winograd"])
+def test_conv_uneven_bands_on_three_workers_match_torch(torch, rng, monkeypatch, request, path):
+    """Bands of 5 and 4 output rows (9 rows per sample), dealt to 3 workers: the second worker starts on a
+    short band and goes on to a full one, so its buffers must grow (they once stayed at the first size)."""
+    if path == "winograd":
+        request.getfixturevalue("winograd_calls")
+    x_shape, W_shape = (3, 4, 9, 8), (6, 4, 3, 3)
+    column_bytes = 8 * (4 * 9 + 6) if path == "im2col" else 16 * 8 * (4 + 6)  # float64 buffers per column
+    width = 8 if path == "im2col" else 4  # output columns, or tile columns
+    rows = 5 if path == "im2col" else 3  # output rows, or tile rows (5 tile rows: bands of 3 and 2)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", rows * width * column_bytes)
+    monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(threads, "_workers", 3)
+    cfg = dict(x=x_shape, W=W_shape, b=(6,), kwargs=dict(padding=1))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+
+
 def test_conv_empty_batch_matches_torch(torch, rng):
     """A batch of 0 images: empty outputs and input gradients, zero weight and bias gradients."""
     cfg = dict(x=(0, 4, 6, 5), W=(6, 4, 3, 3), b=(6,), kwargs=dict(padding=1))

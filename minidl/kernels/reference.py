@@ -241,7 +241,7 @@ def relu_backward(gy, y, out):
         out.flat[i] = gy.flat[i] if y.flat[i] > 0 else 0
 
 
-# Winograd's F(2x2, 3x3) (Lavin & Gray, 2016): a 2x2 output tile of a 3x3 convolution, y = At [(G g Gt) * (Bt d Bt')] A,
+# Winograd's F(2x2, 3x3) (Lavin & Gray, 2016): a 2x2 output tile of a 3x3 convolution, y = At [(G g Gt) * (Bt d B)] A,
 # from the 4x4 input tile d under it and the 3x3 filter g, with 16 multiplications instead of 36.
 WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))

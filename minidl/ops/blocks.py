@@ -15,9 +15,10 @@ import numpy as np
 
 from ..backend import threads
 
-# Size of one block: its column buffer plus the GEMM's output block. On the CPU each worker thread builds
-# a block's columns and multiplies them at once, so they are still in that core's L2 cache (1 MiB here)
-# when the GEMM reads them; a block has at least MIN_COLUMNS columns, below which the GEMM loses speed.
+# Size of one block: its buffers (im2col's columns or Winograd's tiles) plus the GEMM's output block. On
+# the CPU each worker thread builds a block's buffers and multiplies them at once, so they are still in
+# that core's L2 cache (1 MiB here) when the GEMM reads them; a block has at least MIN_COLUMNS columns
+# (output positions, or Winograd tiles), below which the GEMM loses speed.
 BLOCK_BYTES = 2**20
 MIN_COLUMNS = 256
 
@@ -44,8 +45,8 @@ def on_workers(xp, blocks, work, by_sample: bool = False) -> list:
 
     On the CPU with several cores and blocks, each worker takes every k-th block (or, with ``by_sample``,
     every k-th sample's blocks, so that bands of one sample, whose col2im writes overlap, stay on one
-    thread) and runs im2col, the GEMM and the rest of each block itself: no thread waits for another
-    between the steps, and the block stays in its core's cache. ``in_worker`` tells ``work`` to use the
+    thread) and runs every step of each block itself (im2col or Winograd's transforms, the GEMMs, the
+    rest): no thread waits for another between the steps, and the block stays in its core's cache. ``in_worker`` tells ``work`` to use the
     kernels' serial compilations and single-threaded BLAS, since the parallelism is already here.
     Otherwise (a GPU, one core, one block) ``work(blocks, False)`` runs once, with the parallel kernels
     and the split GEMM.
@@ -65,8 +66,11 @@ def on_workers(xp, blocks, work, by_sample: bool = False) -> list:
 
 
 def buffer(xp, buf, shape, dtype):
-    """A C-contiguous (shape) view of ``buf``, allocated on first use: the first block is the largest."""
-    if buf is None:
+    """A C-contiguous (shape) view of ``buf``, made anew only when ``buf`` is None or too small.
+
+    A worker's first block is usually its largest, but not always: with bands of rows, a worker may start
+    on a sample's short last band and go on to a full band of the next sample."""
+    if buf is None or buf.size < math.prod(shape):
         buf = xp.empty(math.prod(shape), dtype=dtype)
     return buf, buf[:math.prod(shape)].reshape(shape)
 

@@ -79,14 +79,13 @@ def weight_grad(gU, O, C):
     return (gU.reshape(16, O * C).T @ _K.astype(gU.dtype)).reshape(O, C, 3, 3)
 
 
-def _rows(xp, buf, channels: int, T: int, dtype):
-    """A (16, L) buffer (reused from ``buf`` when large enough) for 16 rows of channels*T entries, and the
-    (16, channels, T) view of those entries that the GEMMs use. L is a little longer than channels*T: with
-    rows a multiple of 4 KiB long, the 16 values a tile writes or reads would share one cache set."""
+def _rows(buf, channels: int, T: int, dtype):
+    """A (16, L) buffer for 16 rows of channels*T entries (``blocks.buffer``: reused from ``buf`` when large
+    enough), and the (16, channels, T) view of those entries that the GEMMs use. L is a little longer than
+    channels*T: with rows a multiple of 4 KiB long, the 16 values a tile writes or reads would share one
+    cache set and evict each other."""
     L = -(-channels * T // 16) * 16 + 16
-    if buf is None or buf.size < 16 * L:
-        buf = xp.empty(16 * L, dtype=dtype)
-    rows = buf[:16 * L].reshape(16, L)
+    buf, rows = blocks.buffer(np, buf, (16, L), dtype)
     return buf, rows, rows[:, :channels * T].reshape(16, channels, T)
 
 
@@ -135,9 +134,9 @@ def convolve(x, U, b, padding, out_size):
         V_buf = M_buf = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(np, V_buf, C, T, x.dtype)
+            V_buf, V, V_mats = _rows(V_buf, C, T, x.dtype)
             to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            M_buf, M, M_mats = _rows(np, M_buf, O, T, x.dtype)
+            M_buf, M, M_mats = _rows(M_buf, O, T, x.dtype)
             matmul(U, V_mats, out=M_mats)
             from_tiles(M, bias, t0, t1 - t0, TW, y[n0:n1])
 
@@ -149,7 +148,8 @@ def filter_grad(x, gy, padding):
     """gU (16, O, C) = sum over tiles of Gy[xi] @ V[xi]^T: the gradient of the transformed filters U.
 
     x (N, C, H, W) the input, gy (N, O, OH, OW) the output gradient, ``padding`` (PH, PW) as in
-    :func:`convolve`. :func:`weight_grad` turns gU into gW.
+    :func:`convolve`. :func:`weight_grad` turns gU into gW. The input tiles V are transformed again here
+    rather than kept from the forward, where they would hold 4x the input's memory until the backward.
     """
     N, C = x.shape[:2]
     O, OH, OW = gy.shape[1:]
@@ -162,9 +162,9 @@ def filter_grad(x, gy, padding):
         V_buf = Gy_buf = total = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(np, V_buf, C, T, x.dtype)
+            V_buf, V, V_mats = _rows(V_buf, C, T, x.dtype)
             to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            Gy_buf, Gy, Gy_mats = _rows(np, Gy_buf, O, T, x.dtype)
+            Gy_buf, Gy, Gy_mats = _rows(Gy_buf, O, T, x.dtype)
             grad_tiles(gy[n0:n1], t0, t1 - t0, TW, Gy)
             part = matmul(Gy_mats, V_mats.swapaxes(1, 2))
             total = part if total is None else np.add(total, part, out=total)
