@@ -116,7 +116,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (or plain values) and record the node when a gradient is needed."""
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        raw = [a.array if isinstance(a, Tensor) else a for a in args]
         if _CUDA_POSSIBLE:
             _check_one_device(cls.__name__, args)
         ctx = cls.__new__(cls)
@@ -134,14 +134,20 @@ class Function:
                 return tuple(Tensor._from_op(y, None, 0) for y in ys)
             ctx.inputs = args
             ctx.outputs_meta = tuple((y.shape, y.dtype) for y in ys)
-            return tuple(Tensor._from_op(y, ctx, i) for i, y in enumerate(ys))
+            outs = tuple(Tensor._from_op(y, ctx, i) for i, y in enumerate(ys))
+            if ctx.saved:
+                _remember_versions(ctx, args, outs)
+            return outs
         if isinstance(ys, _np.generic):  # NumPy reductions return scalars; keep them 0-d arrays
             ys = _np.asarray(ys)
         if not record:
             return Tensor._from_op(ys, None, 0)
         ctx.inputs = args
         ctx.outputs_meta = ((ys.shape, ys.dtype),)
-        return Tensor._from_op(ys, ctx, 0)
+        out = Tensor._from_op(ys, ctx, 0)
+        if ctx.saved:
+            _remember_versions(ctx, args, (out,))
+        return out
 
     def _free(self) -> None:
         """Drop everything the node holds (saved arrays, inputs) and mark it as used."""
@@ -150,6 +156,49 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"
+
+
+def _remember_versions(ctx, args, outs) -> None:
+    """Note the version of every Tensor input, and the counters of the outputs the node saved.
+
+    In-place methods (``zero_()``, ``x[i] = v``, an optimizer's step) bump a tensor's version. If one of
+    the arrays this node saved for its backward was changed that way after the forward, the backward would
+    compute with the new values and give a wrong gradient without a word; :func:`_check_versions` raises
+    instead. Here only integers are copied: the costly part of the check runs only when a version moved.
+    """
+    ctx.input_versions = [a._version_counter[0] if isinstance(a, Tensor) else None for a in args]
+    saved = ctx.saved
+    ctx.output_counters = [(t._version_counter, t._output_index) for t in outs
+                           if any(s is t.array for s in saved)]
+
+
+def _root(a):
+    """The array that owns ``a``'s memory (``a`` itself, or the end of its chain of ``.base`` views)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
+
+
+def _check_versions(node) -> None:
+    """Raise if an array ``node`` saved for its backward was changed in place after its forward."""
+    op = type(node).__name__
+    hint = ("Hint: do the in-place change after backward(), or use an out-of-place op (e.g. `b = b * 0` "
+            "instead of `b.zero_()`); optimizer.step() belongs after loss.backward().")
+    for i, (t, seen) in enumerate(zip(node.inputs, node.input_versions)):
+        if seen is None or t._version_counter[0] == seen:
+            continue
+        root = _root(t.array)
+        if any(_root(s) is root for s in node.saved if s is not None):
+            raise RuntimeError(
+                f"{op}.backward: one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: input {i} of {op} (shape {tuple(t.shape)}) is at version "
+                f"{t._version_counter[0]}; expected version {seen} instead. {hint}")
+    for counter, index in node.output_counters:
+        if counter[0] != 0:
+            raise RuntimeError(
+                f"{op}.backward: one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: output {index} of {op} is at version {counter[0]}; expected version "
+                f"0 instead. {hint}")
 
 
 def _check_one_device(op: str, args) -> None:
@@ -205,18 +254,20 @@ def run_backward(root, gy, retain_graph: bool = False) -> None:
                 xp = get_array_module(*[g for g in gys if g is not None])
                 gys = [xp.zeros(shape, dtype) if g is None else g
                        for g, (shape, dtype) in zip(gys, node.outputs_meta)]
+            if node.saved:
+                _check_versions(node)
             gxs = node.backward(*gys)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
             for t, gx, need in zip(node.inputs, gxs, node.needs_input_grad):
                 if not need or gx is None:
                     continue
-                if gx.shape != t.data.shape:
+                if gx.shape != t.array.shape:
                     raise RuntimeError(
                         f"{type(node).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
-                        f"for an input of shape {tuple(t.data.shape)}")
-                if gx.dtype != t.data.dtype:
-                    gx = gx.astype(t.data.dtype)
+                        f"for an input of shape {tuple(t.array.shape)}")
+                if gx.dtype != t.array.dtype:
+                    gx = gx.astype(t.array.dtype)
                 if t.grad_fn is None:
                     t._accumulate_grad(gx)
                 else:

@@ -71,7 +71,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False, dev
 
 
 def _like(t: Tensor, fill, dtype, requires_grad):
-    xp = get_array_module(t.data)
+    xp = get_array_module(t.array)
     arr = xp.full(t.shape, fill, dtype=t.dtype if dtype is None else dtype)
     return Tensor(arr, requires_grad=requires_grad)
 

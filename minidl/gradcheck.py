@@ -29,7 +29,7 @@ def _outputs(fn, inputs):
 
 
 def _weighted_sum(ys, gys) -> float:
-    return float(sum((to_numpy(y.data).astype(np.float64) * g).sum() for y, g in zip(ys, gys) if g is not None))
+    return float(sum((to_numpy(y.array).astype(np.float64) * g).sum() for y, g in zip(ys, gys) if g is not None))
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
@@ -71,16 +71,16 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     total = None
     for y, g in zip(ys, gys):
         if g is not None:
-            term = (y * Tensor(get_array_module(y.data).asarray(g, dtype=y.dtype))).sum()
+            term = (y * Tensor(get_array_module(y.array).asarray(g, dtype=y.dtype))).sum()
             total = term if total is None else total + term
     total.backward()
 
     worst = (-np.inf, None)
     with no_grad():
         for i, t in checked:
-            analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+            analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
             numeric = np.zeros(t.shape)
-            flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+            flat = t.array.reshape(-1)  # a view: perturbing it perturbs the input
             for k in range(flat.size):
                 orig = float(flat[k])
                 flat[k] = orig + eps

@@ -35,7 +35,7 @@ class UndefinedMetricWarning(UserWarning):
 
 def _as_numpy(x) -> np.ndarray:
     if isinstance(x, Tensor):
-        x = x.data
+        x = x.array
     return to_numpy(x)
 
 

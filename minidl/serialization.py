@@ -51,7 +51,7 @@ def _encode(obj, arrays: dict, where: str):
     if isinstance(obj, float):
         return float(obj)  # json writes repr(x): exact round trip, NaN and Infinity included
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj.array
     if isinstance(obj, np.generic):
         return {"__scalar__": _add_array(np.asarray(obj), arrays, where)}
     if isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):

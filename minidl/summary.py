@@ -83,7 +83,7 @@ def summary(model, input_size, batch_size: int = -1, dtype=np.float32, device: s
 
     def hook(module, args, output):
         shape = _shape_of(output, batch_size)
-        n_params = sum(int(p.data.size) for p in module.parameters(recurse=False))
+        n_params = sum(int(p.array.size) for p in module.parameters(recurse=False))
         rows.append((f"{type(module).__name__}-{len(rows) + 1}", shape, n_params))
 
     children = [m for m in model.modules() if m is not model]
@@ -104,8 +104,8 @@ def summary(model, input_size, batch_size: int = -1, dtype=np.float32, device: s
             object.__setattr__(m, "training", mode)
 
     params = list(model.parameters())
-    total_params = sum(int(p.data.size) for p in params)
-    trainable = sum(int(p.data.size) for p in params if p.requires_grad)
+    total_params = sum(int(p.array.size) for p in params)
+    trainable = sum(int(p.array.size) for p in params if p.requires_grad)
     total_output = sum(_numel(shape) for _, shape, _ in rows)
     item = dtype.itemsize
     input_mb = abs(sum(int(np.prod(s)) for s in sizes) * batch_size * item / _MB)

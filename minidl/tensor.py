@@ -1,6 +1,6 @@
 """Tensor: an array, its gradient, and the node that made it.
 
-A Tensor wraps a backend array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on the GPU) in ``.data``.
+A Tensor wraps a backend array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on the GPU) in ``.array``.
 When it takes part in a computation that needs gradients it also carries ``.grad_fn``, the
 :class:`~minidl.autograd.Function` node that produced it, which remembers its inputs. ``backward()`` walks
 those nodes back to the leaves and leaves the gradient of each in its ``.grad``.
@@ -31,7 +31,7 @@ def _is_array(x) -> bool:
 def _infer_array(data, dtype=None):
     """``torch.tensor``'s dtype rule: arrays keep theirs, Python floats become float32, ints int64."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if _is_array(data):
         arr = data
     elif isinstance(data, np.generic):
@@ -63,14 +63,15 @@ class Tensor:
         requires_grad: record operations on this tensor so ``backward()`` can fill its ``.grad``.
     """
 
-    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "_output_index", "__weakref__")
+    __slots__ = ("array", "grad", "grad_fn", "requires_grad", "_output_index", "_version_counter", "__weakref__")
     __array_priority__ = 1000  # so ``ndarray + Tensor`` calls Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
-        self.data = data if _is_array(data) else _infer_array(data)
+        self.array = data if _is_array(data) else _infer_array(data)
         self.grad = None
         self.grad_fn = None
         self._output_index = 0
+        self._version_counter = [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -79,29 +80,59 @@ class Tensor:
     def _from_op(cls, data, grad_fn, index):
         """A Tensor made by an op that records a graph (skips the checks of ``__init__``)."""
         t = cls.__new__(cls)
-        t.data = data
+        t.array = data
         t.grad = None
         t.grad_fn = grad_fn
         t._output_index = index
+        t._version_counter = [0]
         t.requires_grad = grad_fn is not None and data.dtype.kind in "fc"
         return t
 
     # ----------------------------------------------------------------- attributes
     @property
+    def data(self) -> "Tensor":
+        """This tensor's values as a new Tensor that shares the array, outside autograd (PyTorch's ``.data``).
+
+        Writes through it change this tensor, and autograd is not told (no version bump): that is what
+        makes ``m.bias.data.fill_(0.1)`` an initialisation rather than an op. Use :meth:`detach` for a
+        view whose in-place changes *are* checked, and ``.array`` for the raw NumPy/CuPy array.
+        Assigning (``p.data = t``) swaps the array this tensor holds.
+        """
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value) -> None:
+        self.array = value.array if isinstance(value, Tensor) else value
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's array has had (PyTorch's ``x._version``).
+
+        A Function that keeps an input for its backward remembers the version it saw; if it has moved by the
+        time the backward runs, the gradient would use changed values, so :func:`~minidl.autograd.run_backward`
+        raises instead. ``detach()`` shares the counter, as it shares the array.
+        """
+        return self._version_counter[0]
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of the array; every in-place method calls this."""
+        self._version_counter[0] += 1
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> str:
-        return device_of(self.data)
+        return device_of(self.array)
 
     @property
     def is_leaf(self) -> bool:
@@ -119,7 +150,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -133,9 +164,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(", precision=4)
+        body = np.array2string(to_numpy(self.array), separator=", ", prefix="tensor(", precision=4)
         extras = []
-        if self.dtype not in (float32, int64) or self.data.dtype.kind == "b":
+        if self.dtype not in (float32, int64) or self.array.dtype.kind == "b":
             extras.append(f"dtype={self.dtype}")
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
@@ -157,13 +188,13 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
                                "(was it made inside no_grad(), or from tensors without requires_grad?)")
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(f"backward: grad can be implicitly created only for one-element outputs, "
                                    f"got shape {self.shape}; pass gradient=")
-            gy = get_array_module(self.data).ones_like(self.data)
+            gy = get_array_module(self.array).ones_like(self.array)
         else:
-            gy = gradient.data if isinstance(gradient, Tensor) else gradient
-            gy = get_array_module(self.data).asarray(gy, dtype=self.dtype)
+            gy = gradient.array if isinstance(gradient, Tensor) else gradient
+            gy = get_array_module(self.array).asarray(gy, dtype=self.dtype)
             if gy.shape != self.shape:
                 raise RuntimeError(f"backward: gradient has shape {gy.shape}, expected {self.shape}")
         if self.grad_fn is None:
@@ -178,14 +209,16 @@ class Tensor:
             # (``zero_()``, optimizers).
             self.grad = Tensor(g.copy())
         else:
-            self.grad = Tensor(self.grad.data + g)
+            self.grad = Tensor(self.grad.array + g)
 
     def detach(self) -> "Tensor":
-        """A tensor sharing this one's array, cut from the graph."""
-        return Tensor(self.data)
+        """A tensor sharing this one's array (and its version counter), cut from the graph."""
+        t = Tensor(self.array)
+        t._version_counter = self._version_counter
+        return t
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc":
             raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
@@ -194,8 +227,20 @@ class Tensor:
 
     def zero_(self) -> "Tensor":
         """Fill this tensor with zeros, in place (used as ``p.grad.zero_()``)."""
-        self.data[...] = 0
+        self._check_inplace("zero_")
+        self.array[...] = 0
+        self._bump_version()
         return self
+
+    def _check_inplace(self, op: str) -> None:
+        """Refuse an in-place change that autograd could not follow, as PyTorch does."""
+        if self.requires_grad and _is_grad_enabled():
+            if self.grad_fn is None:
+                raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place "
+                                   "operation; wrap it in `with minidl.no_grad():` (as optimizers and "
+                                   "initialisers do)")
+            raise RuntimeError(f"{op}: in-place operations on a tensor that is part of a graph are not "
+                               "supported by minidl's autograd; use the out-of-place form")
 
     def retain_grad(self):  # pragma: no cover - documented absence
         raise NotImplementedError("retain_grad: minidl fills .grad on leaves only")
@@ -203,16 +248,16 @@ class Tensor:
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the data, from any device."""
-        return np.array(to_numpy(self.data), copy=True)
+        return np.array(to_numpy(self.array), copy=True)
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a Python scalar, got shape "
                              f"{self.shape}")
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
-        return to_numpy(self.data).tolist()
+        return to_numpy(self.array).tolist()
 
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable like PyTorch's."""
@@ -291,8 +336,8 @@ class Tensor:
 
     # Comparisons give boolean tensors and carry no gradient.
     def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
+        other = other.array if isinstance(other, Tensor) else other
+        return Tensor(op(self.array, other))
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -313,9 +358,9 @@ class Tensor:
         return self._compare(other, lambda a, b: a >= b)
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self.array)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -388,7 +433,7 @@ class Tensor:
     def _extreme(self, op, axis, keepdims, dim, keepdim):
         if dim is not None:  # PyTorch: x.max(dim) -> (values, indices)
             idx = (self.argmax if op is _reduce.Max else self.argmin)(dim=dim, keepdim=True)
-            values = _reduce.TakeAlong.apply(self, idx.data, axis=dim)
+            values = _reduce.TakeAlong.apply(self, idx.array, axis=dim)
             if not keepdim:
                 values, idx = values.squeeze(dim), idx.squeeze(dim)
             return ValuesIndices(values, idx)
@@ -405,11 +450,11 @@ class Tensor:
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool = False):
         axis = dim if dim is not None else axis
-        return Tensor(_reduce.arg_extreme(self.data, "argmax", axis, keepdims or keepdim))
+        return Tensor(_reduce.arg_extreme(self.array, "argmax", axis, keepdims or keepdim))
 
     def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim: bool = False):
         axis = dim if dim is not None else axis
-        return Tensor(_reduce.arg_extreme(self.data, "argmin", axis, keepdims or keepdim))
+        return Tensor(_reduce.arg_extreme(self.array, "argmin", axis, keepdims or keepdim))
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape):
@@ -475,11 +520,10 @@ class Tensor:
         return _shape.GetItem.apply(self, key=_shape.unwrap_index(key))
 
     def __setitem__(self, key, value):
-        if self.requires_grad:
-            raise RuntimeError("__setitem__: in-place assignment into a tensor that requires grad; "
-                               "assign into .data inside no_grad() instead")
-        value = value.data if isinstance(value, Tensor) else value
-        self.data[_shape.unwrap_index(key)] = value
+        self._check_inplace("__setitem__")
+        value = value.array if isinstance(value, Tensor) else value
+        self.array[_shape.unwrap_index(key)] = value
+        self._bump_version()
 
 
 def tensor(data, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
@@ -497,6 +541,7 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str = "cpu") -
     return Tensor(arr, requires_grad=requires_grad)
 
 
+from .autograd import is_grad_enabled as _is_grad_enabled  # noqa: E402
 from .autograd import run_backward  # noqa: E402
 from .ops import activation as _activation  # noqa: E402
 from .ops import elementwise as _ops  # noqa: E402

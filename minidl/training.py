@@ -209,11 +209,11 @@ def _is_class_scores(out: Tensor, y: Tensor) -> bool:
 
 def _count_correct(out: Tensor, y: Tensor, ignore_index: int | None) -> tuple[int, int, Any]:
     """(number right, number counted, predicted classes as a device array) for class scores."""
-    pred = out.data.argmax(axis=1)
-    hit = pred == y.data
+    pred = out.array.argmax(axis=1)
+    hit = pred == y.array
     if ignore_index is None:
         return int(hit.sum()), int(hit.size), pred
-    valid = y.data != ignore_index
+    valid = y.array != ignore_index
     return int((hit & valid).sum()), int(valid.sum()), pred
 
 
@@ -299,9 +299,9 @@ def evaluate(model, loader, loss_fn: Callable | None = None, *, device: str | No
                     correct += c
                     counted += k
                     preds.append(to_numpy(pred).astype(np.int64, copy=False))
-                targets.append(np.array(to_numpy(y.data)))
+                targets.append(np.array(to_numpy(y.array)))
                 if keep_scores:
-                    scores.append(np.array(to_numpy(out.data)))
+                    scores.append(np.array(to_numpy(out.array)))
     finally:
         model.train(was_training)
     if n == 0:

@@ -170,3 +170,75 @@ def test_leaf_grads_are_private_and_writable():
     a.grad.zero_()
     np.testing.assert_array_equal(a.grad.numpy(), np.zeros(3))
     np.testing.assert_array_equal(b.grad.numpy(), np.ones(3))
+
+
+# ----------------------------------------------------------------------------- in-place changes after forward
+INPLACE_MESSAGE = "modified by an inplace operation"
+
+
+@pytest.mark.parametrize("change", [
+    lambda b: b.zero_(),
+    lambda b: b.__setitem__(0, 0.0),
+    lambda b: b.detach().zero_(),  # detach() shares the array and its version counter, as in PyTorch
+])
+def test_inplace_change_of_a_saved_input_raises_naming_the_op(rng, change):
+    a = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    b = mdl.tensor(rng.standard_normal(3))
+    y = (a * b).sum()
+    change(b)
+    with pytest.raises(RuntimeError, match=f"Mul.backward: .*{INPLACE_MESSAGE}.*input 1 .*version 1; expected "
+                                           "version 0"):
+        y.backward()
+
+
+def test_inplace_change_of_a_saved_output_raises(rng):
+    x = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    y = x.sigmoid()  # Sigmoid keeps its output y for dy/dx = y (1 - y)
+    z = y.sum()
+    y.detach().zero_()
+    with pytest.raises(RuntimeError, match=f"Sigmoid.backward: .*{INPLACE_MESSAGE}.*output 0"):
+        z.backward()
+
+
+def test_inplace_change_of_an_input_that_was_not_saved_is_allowed(torch, rng):
+    """Add keeps nothing for its backward, so changing b after the forward cannot spoil a gradient
+    (PyTorch agrees: no error, the gradient of a is ones)."""
+    a = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    b = mdl.tensor(rng.standard_normal(3))
+    y = (a + b).sum()
+    b.zero_()
+    y.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), np.ones(3))
+
+
+def test_optimizer_step_between_forward_and_backward_raises(rng):
+    import minidl.nn as nn
+    import minidl.optim as optim
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = mdl.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    model(x).sum().backward()
+    loss = model(x).sum()
+    opt.step()  # changes the weight the pending backward saved
+    with pytest.raises(RuntimeError, match=f"Linear.backward: .*{INPLACE_MESSAGE}"):
+        loss.backward()
+
+
+def test_data_writes_are_not_tracked_like_pytorch(torch, rng):
+    """``.data`` shares the array but not the version counter: it is how initialisers write unchecked."""
+    for lib in (mdl, torch):
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        before = w._version
+        w.data.zero_()
+        assert w._version == before
+        assert w.tolist() == [0.0, 0.0]
+
+
+def test_inplace_change_of_a_leaf_that_requires_grad_is_refused_outside_no_grad():
+    w = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="zero_: a leaf tensor that requires grad"):
+        w.zero_()
+    with mdl.no_grad():
+        w.zero_()
+        w[0] = 3.0
+    assert w.tolist() == [3.0, 0.0] and w._version == 2

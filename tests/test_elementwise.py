@@ -90,5 +90,5 @@ def test_to_device_round_trip(device, rng):
     x = tensor64(rng, 3, device="cpu")
     y = x.to(device) * 2
     assert y.device == device
-    y.backward(np.ones(3) if device == "cpu" else y.data * 0 + 1)
+    y.backward(np.ones(3) if device == "cpu" else y.array * 0 + 1)
     np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0))

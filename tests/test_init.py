@@ -50,14 +50,14 @@ def test_kaiming_uniform_bound(rng, shape, a, mode, nonlinearity):
     """bound = gain * sqrt(3 / fan)."""
     w = init.kaiming_uniform_(mdl.zeros(*shape), a=a, mode=mode, nonlinearity=nonlinearity)
     fan = shape[1 if mode == "fan_in" else 0] * int(np.prod(shape[2:]))
-    check_uniform(w.data.astype(np.float64), init.calculate_gain(nonlinearity, a) * math.sqrt(3 / fan))
+    check_uniform(w.array.astype(np.float64), init.calculate_gain(nonlinearity, a) * math.sqrt(3 / fan))
     assert w.dtype == np.float32
 
 
 @pytest.mark.parametrize("shape,a,mode,nonlinearity", KAIMING)
 def test_kaiming_normal_std(rng, shape, a, mode, nonlinearity):
     """std = gain / sqrt(fan), mean 0."""
-    w = init.kaiming_normal_(mdl.zeros(*shape, dtype=mdl.float64), a=a, mode=mode, nonlinearity=nonlinearity).data
+    w = init.kaiming_normal_(mdl.zeros(*shape, dtype=mdl.float64), a=a, mode=mode, nonlinearity=nonlinearity).array
     fan = shape[1 if mode == "fan_in" else 0] * int(np.prod(shape[2:]))
     std = init.calculate_gain(nonlinearity, a) / math.sqrt(fan)
     assert w.std() == pytest.approx(std, rel=0.02) and abs(w.mean()) < 0.02 * std
@@ -68,9 +68,9 @@ def test_xavier(rng, gain):
     """xavier_uniform_: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)); xavier_normal_: std = gain *
     sqrt(2 / (fan_in + fan_out))."""
     shape, fans = (40, 50, 3, 3), (50 * 9 + 40 * 9)
-    check_uniform(init.xavier_uniform_(mdl.zeros(*shape), gain=gain).data.astype(np.float64),
+    check_uniform(init.xavier_uniform_(mdl.zeros(*shape), gain=gain).array.astype(np.float64),
                   gain * math.sqrt(6 / fans))
-    w = init.xavier_normal_(mdl.zeros(*shape), gain=gain).data
+    w = init.xavier_normal_(mdl.zeros(*shape), gain=gain).array
     assert w.std() == pytest.approx(gain * math.sqrt(2 / fans), rel=0.02)
 
 
@@ -78,23 +78,23 @@ def test_simple_fills(rng):
     """uniform_(a, b), normal_(mean, std), constant_, zeros_, ones_ fill in place and return the tensor."""
     t = mdl.zeros(300, 300)
     assert init.uniform_(t, -2.0, 3.0) is t
-    assert t.data.min() >= -2 and t.data.max() < 3 and t.data.mean() == pytest.approx(0.5, abs=0.02)
+    assert t.array.min() >= -2 and t.array.max() < 3 and t.array.mean() == pytest.approx(0.5, abs=0.02)
     init.normal_(t, mean=1.5, std=0.5)
-    assert t.data.mean() == pytest.approx(1.5, abs=0.01) and t.data.std() == pytest.approx(0.5, rel=0.02)
-    assert np.all(init.constant_(t, 0.25).data == 0.25)
-    assert np.all(init.zeros_(t).data == 0) and np.all(init.ones_(t).data == 1)
+    assert t.array.mean() == pytest.approx(1.5, abs=0.01) and t.array.std() == pytest.approx(0.5, rel=0.02)
+    assert np.all(init.constant_(t, 0.25).array == 0.25)
+    assert np.all(init.zeros_(t).array == 0) and np.all(init.ones_(t).array == 1)
     assert t.dtype == np.float32
 
 
 def test_generators_and_seed_make_it_reproducible():
     """The default generator follows minidl.manual_seed; an explicit generator= is used instead of it."""
     mdl.manual_seed(3)
-    a = nn.Linear(4, 5).weight.data.copy()
+    a = nn.Linear(4, 5).weight.array.copy()
     mdl.manual_seed(3)
-    assert np.array_equal(nn.Linear(4, 5).weight.data, a)
+    assert np.array_equal(nn.Linear(4, 5).weight.array, a)
     g1, g2 = np.random.default_rng(7), np.random.default_rng(7)
-    assert np.array_equal(init.kaiming_uniform_(mdl.zeros(3, 4), generator=g1).data,
-                          init.kaiming_uniform_(mdl.zeros(3, 4), generator=g2).data)
+    assert np.array_equal(init.kaiming_uniform_(mdl.zeros(3, 4), generator=g1).array,
+                          init.kaiming_uniform_(mdl.zeros(3, 4), generator=g2).array)
 
 
 def test_fan_needs_two_dims():
@@ -119,21 +119,21 @@ def test_default_init_matches_torch(torch, rng, build, fan_in):
     weight), the same distribution as the equivalent PyTorch layer's."""
     bound = 1 / math.sqrt(fan_in)
     m, t = build(nn), build(torch.nn)
-    w, tw = m.weight.data.astype(np.float64), t.weight.detach().numpy().astype(np.float64)
+    w, tw = m.weight.array.astype(np.float64), t.weight.detach().numpy().astype(np.float64)
     assert m.weight.shape == tuple(t.weight.shape) and m.weight.dtype == np.float32
     check_uniform(w, bound)
     check_uniform(tw, bound)  # the formula is PyTorch's own
     assert w.std() == pytest.approx(tw.std(), rel=0.03)
-    b = m.bias.data.astype(np.float64)
+    b = m.bias.array.astype(np.float64)
     assert np.abs(b).max() <= bound and b.std() > 0.4 * bound
 
 
 def test_batchnorm_init():
     bn = nn.BatchNorm2d(5)
-    assert np.all(bn.weight.data == 1) and np.all(bn.bias.data == 0)
-    assert np.all(bn.running_mean.data == 0) and np.all(bn.running_var.data == 1)
-    assert bn.num_batches_tracked.data.dtype == np.int64 and int(bn.num_batches_tracked.data) == 0
-    bn.running_mean.data[...] = 3
-    bn.num_batches_tracked.data[...] = 4
+    assert np.all(bn.weight.array == 1) and np.all(bn.bias.array == 0)
+    assert np.all(bn.running_mean.array == 0) and np.all(bn.running_var.array == 1)
+    assert bn.num_batches_tracked.array.dtype == np.int64 and int(bn.num_batches_tracked.array) == 0
+    bn.running_mean.array[...] = 3
+    bn.num_batches_tracked.array[...] = 4
     bn.reset_running_stats()
-    assert np.all(bn.running_mean.data == 0) and int(bn.num_batches_tracked.data) == 0
+    assert np.all(bn.running_mean.array == 0) and int(bn.num_batches_tracked.array) == 0

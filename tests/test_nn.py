@@ -244,15 +244,15 @@ def test_dropout_train_and_eval(rng):
     drop = nn.Dropout(p=0.3)
     x = mdl.tensor(rng.standard_normal((200, 100)) + 5, requires_grad=True)
     y = drop(x)
-    kept = y.data != 0
+    kept = y.array != 0
     assert abs(1 - kept.mean() - 0.3) < 0.01
-    np.testing.assert_allclose(y.data[kept], x.data[kept] / 0.7)
+    np.testing.assert_allclose(y.array[kept], x.array[kept] / 0.7)
     gy = rng.standard_normal(y.shape)
     y.backward(mdl.tensor(gy))
-    np.testing.assert_allclose(x.grad.data, np.where(kept, gy / 0.7, 0))
+    np.testing.assert_allclose(x.grad.array, np.where(kept, gy / 0.7, 0))
     drop.eval()
-    assert drop(x) is x or np.array_equal(drop(x).data, x.data)
-    assert np.array_equal(nn.Dropout(0.0)(x).data, x.data)
+    assert drop(x) is x or np.array_equal(drop(x).array, x.array)
+    assert np.array_equal(nn.Dropout(0.0)(x).array, x.array)
     with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
         nn.Dropout(1.5)
 
@@ -261,13 +261,13 @@ def test_dropout2d_drops_whole_channels(rng):
     """Dropout2d zeroes whole (sample, channel) maps, about p of them, and scales the rest by 1/(1-p)."""
     drop = nn.Dropout2d(p=0.5)
     x = mdl.tensor(rng.random((40, 30, 3, 4)) + 1)
-    y = drop(x).data
+    y = drop(x).array
     per_map = (y != 0).reshape(40, 30, -1)
     assert np.all(per_map.all(axis=2) | (~per_map).all(axis=2))
     assert abs(per_map[..., 0].mean() - 0.5) < 0.06
     kept = per_map.all(axis=2)
-    np.testing.assert_allclose(y[kept], x.data[kept] * 2)
-    assert np.array_equal(drop.eval()(x).data, x.data)
+    np.testing.assert_allclose(y[kept], x.array[kept] * 2)
+    assert np.array_equal(drop.eval()(x).array, x.array)
 
 
 def test_train_eval_switch_every_module():
@@ -373,7 +373,7 @@ def test_load_state_dict_errors_name_every_key():
     shapes, even with strict=False; nothing is loaded when an error is raised."""
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Linear(4, 3))
     state = model.state_dict()
-    before = model[0].weight.data.copy()
+    before = model[0].weight.array.copy()
     bad = dict(state)
     del bad["0.bias"], bad["2.weight"]
     bad["3.weight"] = np.zeros(2)
@@ -384,10 +384,10 @@ def test_load_state_dict_errors_name_every_key():
     assert "Error(s) in loading state_dict for Sequential" in msg
     assert 'Missing key(s) in state_dict: "0.bias", "2.weight"' in msg
     assert 'Unexpected key(s) in state_dict: "3.weight"' in msg
-    np.testing.assert_array_equal(model[0].weight.data, before)
+    np.testing.assert_array_equal(model[0].weight.array, before)
     result = model.load_state_dict(bad, strict=False)
     assert result.missing_keys == ["0.bias", "2.weight"] and result.unexpected_keys == ["3.weight"]
-    np.testing.assert_array_equal(model[0].weight.data, 1)
+    np.testing.assert_array_equal(model[0].weight.array, 1)
     assert repr(model.load_state_dict(state)) == "<All keys matched successfully>"
     wrong = dict(state, **{"2.weight": np.zeros((3, 5)), "1.running_mean": np.zeros(3)})
     for strict in (True, False):
@@ -402,14 +402,14 @@ def test_load_state_dict_keeps_dtype_device_and_identity():
     """Loading float64 arrays or Tensors into a float32 model copies into the existing arrays: dtype and
     Parameter objects stay; a checkpoint without num_batches_tracked still loads (PyTorch's rule)."""
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    weight, array = model[0].weight, model[0].weight.data
+    weight, array = model[0].weight, model[0].weight.array
     state = {k: v.astype(np.float64) + 1 for k, v in model.state_dict().items()}
     state["0.bias"] = mdl.tensor(np.array([7.0, 8.0]))
     del state["1.num_batches_tracked"]
     model.load_state_dict(state)
-    assert model[0].weight is weight and model[0].weight.data is array
+    assert model[0].weight is weight and model[0].weight.array is array
     assert model[0].weight.dtype == np.float32 and model[1].num_batches_tracked.dtype == np.int64
-    np.testing.assert_allclose(model[0].bias.data, [7, 8])
+    np.testing.assert_allclose(model[0].bias.array, [7, 8])
     model.load_state_dict({k: v for k, v in state.items()}, strict=True)
     with pytest.raises(RuntimeError, match='While copying the parameter named "0.bias"'):
         model.load_state_dict(dict(state, **{"0.bias": "seven"}))
@@ -422,8 +422,8 @@ def test_state_dict_is_a_copy_and_keep_vars():
     keep_vars=True gives the Parameters themselves."""
     model = nn.Linear(2, 2)
     state = model.state_dict()
-    model.weight.data += 1
-    assert not np.array_equal(state["weight"], model.weight.data)
+    model.weight.array += 1
+    assert not np.array_equal(state["weight"], model.weight.array)
     assert model.state_dict(keep_vars=True)["weight"] is model.weight
     assert list(model.state_dict(prefix="fc.")) == ["fc.weight", "fc.bias"]
 
@@ -508,8 +508,8 @@ def test_forward_hooks_and_pre_hooks():
     layer(x)
     assert calls == []
     with layer.register_forward_pre_hook(lambda m, args: args[0] * 0):
-        assert np.array_equal(layer(x).data, np.broadcast_to(layer.bias.data, (4, 2)))
-    assert np.array_equal(layer(x).data, y.data)
+        assert np.array_equal(layer(x).array, np.broadcast_to(layer.bias.array, (4, 2)))
+    assert np.array_equal(layer(x).array, y.array)
     order = []
     layer.register_forward_hook(lambda m, a, o: order.append("first"))
     layer.register_forward_hook(lambda m, a, o: order.append("prepended"), prepend=True)
@@ -517,7 +517,7 @@ def test_forward_hooks_and_pre_hooks():
     replaced = layer.register_forward_hook(lambda m, a, o: o * 0)
     out = layer(x)
     assert order == ["prepended", "first", ("kwargs", {})]
-    assert np.all(out.data == 0)
+    assert np.all(out.array == 0)
     replaced.remove()
 
 
@@ -586,7 +586,7 @@ def test_zero_grad_requires_grad_apply():
     model(mdl.randn(4, 3)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad(set_to_none=False)
-    assert all(np.all(p.grad.data == 0) for p in model.parameters())
+    assert all(np.all(p.grad.array == 0) for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
     assert model.requires_grad_(False) is model and not any(p.requires_grad for p in model.parameters())
@@ -627,8 +627,8 @@ def test_cuda_without_gpu_raises():
 def test_deepcopy_gives_independent_model():
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     clone = copy.deepcopy(model)
-    clone[0].weight.data += 1
-    assert not np.array_equal(clone[0].weight.data, model[0].weight.data)
+    clone[0].weight.array += 1
+    assert not np.array_equal(clone[0].weight.array, model[0].weight.array)
     assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight.requires_grad
 
 

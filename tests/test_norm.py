@@ -118,10 +118,10 @@ def test_running_stats_follow_torch_over_steps(rng, torch, shape):
 def test_running_stats_update_in_place_with_unbiased_variance(rng):
     x = rng.standard_normal((6, 2, 3))
     rm, rv = mdl.zeros(2, dtype=mdl.float64), mdl.ones(2, dtype=mdl.float64)
-    rm_array = rm.data
+    rm_array = rm.array
     with mdl.no_grad():
         F.batch_norm(mdl.tensor(x), rm, rv, training=True, momentum=0.25)
-    assert rm.data is rm_array
+    assert rm.array is rm_array
     np.testing.assert_allclose(rm.numpy(), 0.25 * x.mean(axis=(0, 2)), rtol=1e-12)
     np.testing.assert_allclose(rv.numpy(), 0.75 + 0.25 * x.var(axis=(0, 2), ddof=1), rtol=1e-12)
 

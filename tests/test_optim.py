@@ -61,7 +61,7 @@ class Side:
         return self.opt.step(self.closure).item()
 
     def values(self):
-        return {k: (p.data if isinstance(p, mdl.Tensor) else p.detach().numpy()) for k, p in self.P.items()}
+        return {k: (p.array if isinstance(p, mdl.Tensor) else p.detach().numpy()) for k, p in self.P.items()}
 
 
 def assert_params_close(mine, theirs, rtol=1e-6, atol=1e-10, msg=""):
@@ -250,11 +250,11 @@ def test_float32_stays_float32_and_updates_in_place(name, kwargs, rng, torch):
     init, data = make_problem(rng, np.float32)
     mine = Side("mdl", init, data, name, kwargs, {})
     theirs = Side(torch, init, data, name, kwargs, {})
-    arrays = {k: p.data for k, p in mine.P.items()}
+    arrays = {k: p.array for k, p in mine.P.items()}
     for _ in range(5):
         mine.step(), theirs.step()
     for k, p in mine.P.items():
-        assert p.data is arrays[k] and p.dtype == np.float32 and p.grad_fn is None and p.requires_grad
+        assert p.array is arrays[k] and p.dtype == np.float32 and p.grad_fn is None and p.requires_grad
     for state in mine.opt.state.values():
         for key, value in state.items():
             assert not isinstance(value, np.ndarray) or value.dtype == np.float32, key
@@ -277,8 +277,8 @@ def test_parameters_without_grad_are_skipped(name, kwargs, rng, torch):
         assert z.grad is None
         results.append((w, z, opt.state_dict()))
     (w, z, saved), (tw, tz, saved_torch) = results
-    np.testing.assert_array_equal(z.data, z0)
-    np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(z.array, z0)
+    np.testing.assert_allclose(w.array, tw.detach().numpy(), rtol=1e-6)
     assert saved["state"].keys() == saved_torch["state"].keys()
     if 1 in saved["state"]:
         assert saved["state"][1]["step"] == 0
@@ -421,7 +421,7 @@ def test_zero_grad_and_closure(rng, torch):
         opt.step()
         opt.zero_grad()
         assert w.grad is None
-        runs.append(w.detach().numpy() if lib is torch else w.data)
+        runs.append(w.detach().numpy() if lib is torch else w.array)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-12)
     assert not np.allclose(runs[0], w0 - 0.1 * 2 * w0)  # the zero-gradient step moved w
 

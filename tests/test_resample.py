@@ -98,7 +98,7 @@ def test_pad_zero_pads_copy_the_input():
     x = mdl.ones(2, 3, 4)
     for mode in ("constant", "reflect"):
         y = F.pad(x, (0, 0), mode=mode)
-        y.data[...] = 5
+        y.array[...] = 5
         assert x.numpy().max() == 1
 
 

@@ -66,7 +66,7 @@ def test_tensors_are_saved_as_arrays(tmp_path, rng):
     t = mdl.tensor(rng.standard_normal((2, 2)).astype(np.float32), requires_grad=True)
     back = serialization.load(serialization.save({"w": t}, tmp_path / "t.npz"))
     assert isinstance(back["w"], np.ndarray)
-    np.testing.assert_array_equal(back["w"], t.data)
+    np.testing.assert_array_equal(back["w"], t.array)
 
 
 def test_model_state_dict_round_trip_and_reload(tmp_path, rng):
@@ -99,8 +99,8 @@ def test_optimizer_state_dict_keeps_integer_keys(tmp_path, rng):
     assert sorted(back["state"]) == [0, 1] and all(type(k) is int for k in back["state"])
     assert back["param_groups"][0]["params"] == [0, 1]
     _assert_same(state, back)
-    fresh = mdl.optim.Adam([mdl.tensor(w.data.copy(), requires_grad=True),
-                            mdl.tensor(b.data.copy(), requires_grad=True)], lr=0.5)
+    fresh = mdl.optim.Adam([mdl.tensor(w.array.copy(), requires_grad=True),
+                            mdl.tensor(b.array.copy(), requires_grad=True)], lr=0.5)
     fresh.load_state_dict(back)
     assert fresh.param_groups[0]["lr"] == 0.01
 
@@ -122,10 +122,10 @@ def test_numpy_random_states_round_trip_exactly(tmp_path, bit_generator):
 def test_minidl_random_state_round_trip(tmp_path):
     mdl.manual_seed(7)
     state = mdl.random.get_state()
-    expected = mdl.randn(4).data
+    expected = mdl.randn(4).array
     mdl.manual_seed(99)
     mdl.random.set_state(serialization.load(serialization.save(state, tmp_path / "r.npz")))
-    np.testing.assert_array_equal(mdl.randn(4).data, expected)
+    np.testing.assert_array_equal(mdl.randn(4).array, expected)
 
 
 def test_file_is_a_plain_npz_readable_without_pickle(tmp_path, rng):

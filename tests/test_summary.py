@@ -56,9 +56,9 @@ def test_summary_leaves_model_and_random_stream_alone(rng):
     state = model.state_dict()
     mdl.manual_seed(11)
     summary(model, (1, 8, 8))
-    after = mdl.rand(3).data
+    after = mdl.rand(3).array
     mdl.manual_seed(11)
-    assert np.array_equal(after, mdl.rand(3).data)
+    assert np.array_equal(after, mdl.rand(3).array)
     assert [m.training for m in model.modules()] == [True, True, True, False, True, True]
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, state[key])

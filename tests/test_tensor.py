@@ -36,7 +36,7 @@ def test_tensor_copies_its_input_array():
     t = mdl.tensor(arr)
     arr[0] = 5
     assert t.numpy()[0] == 1
-    assert mdl.from_numpy(arr).data is arr
+    assert mdl.from_numpy(arr).array is arr
 
 
 def test_attributes():

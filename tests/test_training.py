@@ -103,7 +103,7 @@ def test_evaluate_matches_a_manual_computation():
     assert all(p.grad is None for p in model.parameters())  # no graph, no gradient
     model.eval()
     with mdl.no_grad():
-        scores = model(mdl.tensor(x)).data
+        scores = model(mdl.tensor(x)).array
     # Cross-entropy by hand: mean over samples of logsumexp(scores) - scores[target].
     shifted = scores - scores.max(axis=1, keepdims=True)
     nll = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(48), y]

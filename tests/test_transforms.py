@@ -36,7 +36,7 @@ def test_to_tensor_grey_and_extremes():
 def test_to_tensor_batch_equals_singles(rng):
     x = uint8_images(rng, 4, 6, 5, 3)
     batch = T.ToTensor()(x)
-    assert batch.shape == (4, 3, 6, 5) and batch.data.flags.c_contiguous
+    assert batch.shape == (4, 3, 6, 5) and batch.array.flags.c_contiguous
     for n in range(4):
         np.testing.assert_array_equal(batch.numpy()[n], T.ToTensor()(x[n]).numpy())
 

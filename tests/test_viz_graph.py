@@ -65,12 +65,12 @@ def test_drawing_does_not_change_the_graph(rng):
     loss = cnn_loss(model, np.random.default_rng(1))
     draw_graph(loss, params=dict(model.named_parameters()))
     loss.backward()
-    grads = [p.grad.data.copy() for p in model.parameters()]
+    grads = [p.grad.array.copy() for p in model.parameters()]
     model.zero_grad()
     model.load_state_dict(state)
     cnn_loss(model, np.random.default_rng(1)).backward()
     for g, p in zip(grads, model.parameters()):
-        np.testing.assert_array_equal(g, p.grad.data)
+        np.testing.assert_array_equal(g, p.grad.array)
 
 
 def test_freed_graph_and_leaf(rng):

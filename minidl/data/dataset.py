@@ -73,10 +73,10 @@ class SampleBatch(Sequence):
 def _as_array(x):
     """The array behind a Tensor; other array-likes through ``minidl.tensor``'s dtype rule."""
     if isinstance(x, Tensor):
-        return x.data
+        return x.array
     if isinstance(x, np.ndarray) or get_array_module(x) is not np:
         return x
-    return tensor(x).data
+    return tensor(x).array
 
 
 class TensorDataset(Dataset):

@@ -58,7 +58,7 @@ class _Layout:
 
     def __init__(self, img, name: str) -> None:
         self.is_tensor = isinstance(img, Tensor)
-        x = img.data if self.is_tensor else (np.asarray(img) if _is_pil(img) else img)
+        x = img.array if self.is_tensor else (np.asarray(img) if _is_pil(img) else img)
         if not hasattr(x, "ndim"):
             raise TypeError(f"{name}: expected a Tensor, an array or a PIL image, got {type(img).__name__}")
         self.shape = x.shape
@@ -168,7 +168,7 @@ class Normalize(Transform):
         if not isinstance(tensor, Tensor):
             raise TypeError(f"Normalize: expected a Tensor (..., C, H, W), apply ToTensor first; got "
                             f"{type(tensor).__name__}")
-        x = tensor.data
+        x = tensor.array
         if x.dtype.kind != "f":
             raise TypeError(f"Normalize: input tensor should be a float tensor, got dtype {x.dtype}")
         if x.ndim < 3:

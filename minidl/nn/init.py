@@ -86,7 +86,8 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     """Copy float64 ``values`` into ``tensor``'s array, keeping its dtype, device and identity."""
-    tensor.data[...] = to_device(values.astype(tensor.dtype, copy=False), device_of(tensor.data))
+    tensor.array[...] = to_device(values.astype(tensor.dtype, copy=False), device_of(tensor.array))
+    tensor._bump_version()
     return tensor
 
 
@@ -131,7 +132,8 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     Returns:
         ``tensor``.
     """
-    tensor.data[...] = val
+    tensor.array[...] = val
+    tensor._bump_version()
     return tensor
 
 

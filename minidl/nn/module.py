@@ -79,7 +79,7 @@ def _as_array(value):
     """A state_dict value as a backend array: Tensors, NumPy/CuPy arrays and array-likes such as
     ``torch.Tensor`` (through ``__array__``); None when ``value`` is not tensor-like."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if _is_array(value):
         return value
     if isinstance(value, np.generic) or hasattr(value, "__array__"):
@@ -454,12 +454,12 @@ class Module:
             for p in module._parameters.values():
                 if p is None:
                     continue
-                p.data = fn(p.data)
+                p.array = fn(p.array)
                 if p.grad is not None:
-                    p.grad.data = fn(p.grad.data)
+                    p.grad.array = fn(p.grad.array)
             for b in module._buffers.values():
                 if b is not None:
-                    b.data = fn(b.data)
+                    b.array = fn(b.array)
         return self
 
     def to(self, *args, **kwargs) -> "Module":
@@ -534,7 +534,7 @@ class Module:
         if destination is None:
             destination = OrderedDict()
         for key, (_, _, t) in self._state_entries().items():
-            destination[prefix + key] = t if keep_vars else np.array(to_numpy(t.data))
+            destination[prefix + key] = t if keep_vars else np.array(to_numpy(t.array))
         return destination
 
     def _state_entries(self) -> "OrderedDict[str, tuple[Module, str, Tensor]]":
@@ -607,9 +607,10 @@ class Module:
         with no_grad():
             for target, src in loads:
                 if assign:
-                    target.data = src
+                    target.array = src
                 else:
-                    target.data[...] = to_device(src, device_of(target.data))
+                    target.array[...] = to_device(src, device_of(target.array))
+                    target._bump_version()
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing

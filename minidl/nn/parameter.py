@@ -29,7 +29,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty(0, dtype=np.float32)
         elif isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         elif not _is_array(data):
             raise TypeError(f"Parameter: expected a Tensor or an array, got {type(data).__name__}")
         super().__init__(data, requires_grad=requires_grad)

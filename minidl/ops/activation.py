@@ -121,7 +121,7 @@ class LogSoftmax(Function):
 def _maybe_inplace(input, out, inplace: bool):
     """PyTorch's ``inplace=True``: write the result into ``input`` when no graph is being recorded."""
     if inplace and not (is_grad_enabled() and input.requires_grad):
-        input.data[...] = out.data
+        input.array[...] = out.array
         return input
     return out
 

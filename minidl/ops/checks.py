@@ -16,7 +16,7 @@ def check_same_dtype(op: str, **tensors) -> None:
         if t.dtype != t0.dtype:
             raise TypeError(f"{op}: {name} has dtype {t.dtype} but {name0} has dtype {t0.dtype}; "
                             f"convert one with .to(dtype) (e.g. model.double() or x.float())")
-        if type(t.data) is type(t0.data) is np.ndarray:  # both on the CPU: skip the device lookup
+        if type(t.array) is type(t0.array) is np.ndarray:  # both on the CPU: skip the device lookup
             continue
         if t.device != t0.device:
             raise RuntimeError(f"{op}: {name} is on {t.device} but {name0} is on {t0.device}; "

@@ -76,7 +76,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     _check_p("dropout", p)
     if not training or p == 0:
         return input
-    return _maybe_inplace(input, Dropout.apply(input, _scaled_mask(input.data, input.shape, p)), inplace)
+    return _maybe_inplace(input, Dropout.apply(input, _scaled_mask(input.array, input.shape, p)), inplace)
 
 
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
@@ -111,4 +111,4 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     if not training or p == 0:
         return input
     shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
-    return _maybe_inplace(input, Dropout.apply(input, _scaled_mask(input.data, shape, p)), inplace)
+    return _maybe_inplace(input, Dropout.apply(input, _scaled_mask(input.array, shape, p)), inplace)

@@ -92,7 +92,7 @@ def _check_class_target(op: str, input, target, weight, ignore_index: int) -> No
                          f"{tuple(weight.shape)} for input of shape {tuple(input.shape)}")
     if target.device != input.device:
         raise RuntimeError(f"{op}: target is on {target.device} but input is on {input.device}")
-    t = target.data
+    t = target.array
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
     if bad.any():
         value = int(t[bad].reshape(-1)[0])
@@ -391,7 +391,7 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         _check_class_target(op, input, target, weight, ignore_index)
         _no_grad_argument(op, "weight", weight)
         x, t = _batched(input, target) if unbatched else (input, target)
-        loss = CrossEntropy.apply(x, t, weight=None if weight is None else weight.data, ignore_index=ignore_index,
+        loss = CrossEntropy.apply(x, t, weight=None if weight is None else weight.array, ignore_index=ignore_index,
                                   reduction=reduction, label_smoothing=label_smoothing)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
 
@@ -429,7 +429,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     _no_grad_argument(op, "weight", weight)
     unbatched = input.ndim == 1
     x, t = _batched(input, target) if unbatched else (input, target)
-    loss = NLLLoss.apply(x, t, weight=None if weight is None else weight.data, ignore_index=ignore_index,
+    loss = NLLLoss.apply(x, t, weight=None if weight is None else weight.array, ignore_index=ignore_index,
                          reduction=reduction)
     return loss.reshape(()) if unbatched and reduction == "none" else loss
 
@@ -511,6 +511,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
         if not ok:
             raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} cannot be broadcast to the input's shape "
                              f"{tuple(input.shape)}")
-    return BCEWithLogits.apply(input, target, weight=None if weight is None else weight.data,
-                               pos_weight=None if pos_weight is None else pos_weight.data, reduction=reduction)
+    return BCEWithLogits.apply(input, target, weight=None if weight is None else weight.array,
+                               pos_weight=None if pos_weight is None else pos_weight.array, reduction=reduction)
 

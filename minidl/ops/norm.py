@@ -94,7 +94,7 @@ def _check_per_channel(name: str, t, C: int, input) -> None:
     if t is not None and tuple(t.shape) != (C,):
         raise ValueError(f"batch_norm: expected {name} of shape ({C},), one value per channel of input of "
                          f"shape {tuple(input.shape)}, got {name} of shape {tuple(t.shape)} "
-                         f"({name} should contain {C} elements not {t.data.size})")
+                         f"({name} should contain {C} elements not {t.array.size})")
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
@@ -139,7 +139,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                     ("bias", bias)):
         _check_per_channel(name, t, C, input)
     if training:
-        if input.data.size // max(C, 1) == 1:
+        if input.array.size // max(C, 1) == 1:
             raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")
         if eps <= 0:
@@ -157,6 +157,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not isinstance(momentum, (int, float)):
         raise TypeError(f"batch_norm: momentum must be a float, got {momentum!r}")
     return BatchNorm.apply(input, weight, bias,
-                           running_mean=None if running_mean is None else running_mean.data,
-                           running_var=None if running_var is None else running_var.data,
+                           running_mean=None if running_mean is None else running_mean.array,
+                           running_var=None if running_var is None else running_var.array,
                            use_batch_stats=bool(training), momentum=momentum, eps=eps)

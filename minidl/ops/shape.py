@@ -55,9 +55,9 @@ def unwrap_index(key):
     """Replace Tensors inside an index (``x[idx]``, ``x[:, idx]``) by their arrays."""
     from ..tensor import Tensor
     if isinstance(key, Tensor):
-        return key.data
+        return key.array
     if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
+        return tuple(k.array if isinstance(k, Tensor) else k for k in key)
     return key
 
 

@@ -62,13 +62,13 @@ class Adagrad(Optimizer):
             raise ValueError(f"Invalid epsilon value: {options['eps']}")
 
     def _init_state(self, p: Tensor, state: dict[str, Any]) -> None:
-        xp = get_array_module(p.data)
+        xp = get_array_module(p.array)
         state["step"] = 0
-        state["sum"] = xp.full_like(p.data, self.defaults["initial_accumulator_value"])
+        state["sum"] = xp.full_like(p.array, self.defaults["initial_accumulator_value"])
 
     def _update(self, p: Tensor, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
-        xp = get_array_module(p.data)
-        theta = p.data
+        xp = get_array_module(p.array)
+        theta = p.array
         if not state:  # a parameter added later with add_param_group
             self._init_state(p, state)
         lr, lr_decay = float(group["lr"]), float(group["lr_decay"])

@@ -69,8 +69,8 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {options['weight_decay']}")
 
     def _update(self, p: Tensor, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
-        xp = get_array_module(p.data)
-        theta = p.data
+        xp = get_array_module(p.array)
+        theta = p.array
         if not state:
             state["step"] = 0
             state["exp_avg"] = xp.zeros_like(theta)

@@ -9,7 +9,7 @@ rate and a head with a large one::
 
 ``optimizer.state[p]`` is a dict of whatever the update rule remembers about parameter ``p`` between steps
 (a momentum buffer, running averages, a step count). ``step()`` calls the subclass's ``_update`` once per
-parameter that has a gradient; ``_update`` writes ``p.data`` in place, on raw arrays (NumPy or CuPy, picked
+parameter that has a gradient; ``_update`` writes ``p.array`` in place, on raw arrays (NumPy or CuPy, picked
 by ``get_array_module``), so no graph is recorded and a module holding ``p`` sees the new values.
 
 The update rules are PyTorch's single-tensor (``foreach=False``) ones, and ``state_dict()`` has PyTorch's
@@ -167,7 +167,7 @@ class Optimizer:
                     if set_to_none:
                         p.grad = None
                     else:
-                        p.grad.data[...] = 0
+                        p.grad.array[...] = 0
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a gradient, once.
@@ -187,16 +187,17 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad.data
-                if grad.shape != p.data.shape:
+                grad = p.grad.array
+                if grad.shape != p.array.shape:
                     raise RuntimeError(f"{type(self).__name__}.step: parameter of shape {tuple(p.shape)} has a "
                                        f"gradient of shape {tuple(grad.shape)}")
                 self._update(p, grad, self.state[p], group)
+                p._bump_version()  # a graph built before this step can no longer backpropagate through p
         self._opt_called = True
         return loss
 
     def _update(self, p: Tensor, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
-        """Update ``p.data`` in place from its gradient array ``grad``, its ``state`` and its ``group``."""
+        """Update ``p.array`` in place from its gradient array ``grad``, its ``state`` and its ``group``."""
         raise NotImplementedError(f"{type(self).__name__}._update")
 
     # ----------------------------------------------------------------- checkpoints

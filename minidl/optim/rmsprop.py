@@ -66,8 +66,8 @@ class RMSprop(Optimizer):
             raise ValueError(f"Invalid alpha value: {options['alpha']}")
 
     def _update(self, p: Tensor, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
-        xp = get_array_module(p.data)
-        theta = p.data
+        xp = get_array_module(p.array)
+        theta = p.array
         momentum = float(group["momentum"])
         if not state:
             state["step"] = 0

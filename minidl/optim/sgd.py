@@ -40,7 +40,7 @@ class SGD(Optimizer):
     >>> w = mdl.tensor([1.0, -2.0], requires_grad=True)
     >>> opt = SGD([w], lr=0.1)
     >>> (w * w).sum().backward()          # grad = 2 w
-    >>> opt.step(); w.data.tolist()
+    >>> opt.step(); w.array.tolist()
     [0.800000011920929, -1.600000023841858]
     """
 
@@ -64,7 +64,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p: Tensor, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
-        theta = p.data
+        theta = p.array
         lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
         momentum, dampening = float(group["momentum"]), float(group["dampening"])
         if group["maximize"]:

@@ -55,7 +55,7 @@ def _save(fig: Figure, path) -> Path:
 
 def _np(x) -> np.ndarray:
     if isinstance(x, Tensor):
-        x = x.data
+        x = x.array
     return to_numpy(x)
 
 
