@@ -13,6 +13,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import tarfile
 import threading
 import zipfile
@@ -94,6 +95,20 @@ def write_mnist(folder: Path, rng, n_train: int = 12, n_test: int = 5, hw=(6, 5)
     return arrays
 
 
+def official_content(monkeypatch, cls, arrays: dict) -> None:
+    """Make ``arrays`` (as ``write_mnist`` returns them) the official content of ``cls``: the MD5s its files'
+    decompressed bytes are checked against become theirs."""
+    table = {name.removesuffix(".gz"): hashlib.md5(idx_bytes(a)).hexdigest() for name, a in arrays.items()}
+    monkeypatch.setattr(cls, "content_md5s", table, raising=False)
+
+
+def write_uncompressed(folder: Path, arrays: dict) -> None:
+    """The IDX files of ``arrays`` (as ``write_mnist`` returns them), without gzip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, a in arrays.items():
+        (folder / name.removesuffix(".gz")).write_bytes(idx_bytes(a))
+
+
 def point_at(monkeypatch, cls, url: str, folder: Path, names: list[str], wrong: set[str] = frozenset()):
     """Make ``cls`` download ``names`` from ``url`` with the MD5s of the files in ``folder``."""
     resources = [(n, "0" * 32 if n in wrong else md5(folder / n)) for n in names]
@@ -157,6 +172,7 @@ def write_cmp_zip(path: Path, rng, prefix: str = "cmp_b", n: int = 10, extra=())
 def test_mnist_download_checks_and_reads(server, tmp_path, monkeypatch, rng):
     arrays = write_mnist(server.folder, rng)
     point_at(monkeypatch, FashionMNIST, server.url, server.folder, MNIST_FILES)
+    official_content(monkeypatch, FashionMNIST, arrays)
     root = tmp_path / "data"
     train = FashionMNIST(root, train=True, download=True)
     assert sorted(p.name for p in root.iterdir()) == sorted(MNIST_FILES)
@@ -201,8 +217,7 @@ def test_plain_http_to_another_host_is_refused(server, tmp_path):
 
 
 def test_truncated_gz_is_named(tmp_path, monkeypatch, rng):
-    write_mnist(tmp_path, rng)
-    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    official_content(monkeypatch, MNIST, write_mnist(tmp_path, rng))
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(CorruptFileError, match=r"train-images-idx3-ubyte\.gz: the gzip stream is damaged or "
@@ -210,10 +225,12 @@ def test_truncated_gz_is_named(tmp_path, monkeypatch, rng):
         MNIST(tmp_path)
 
 
-def test_known_checksum_mismatch_on_a_local_file(tmp_path, rng):
-    write_mnist(tmp_path, rng)  # not the official bytes, under the official names
-    with pytest.raises(CorruptFileError, match=r"train-images-idx3-ubyte\.gz: its MD5 is [0-9a-f]{32} but the "
-                                               r"official file's is f68b3c2dcbeaaa9fbdd348bbdeb94873"):
+def test_local_file_with_other_content_is_refused(tmp_path, rng):
+    write_mnist(tmp_path, rng)  # not the official content, under the official names
+    with pytest.raises(CorruptFileError, match=r"train-images-idx3-ubyte\.gz: the MD5 of its decompressed content "
+                                               r"is [0-9a-f]{32}, but the official file's is "
+                                               r"6bbc9ace898e44ae57da46a324031adb: this is not the official data "
+                                               r"set's content.*pass check_content=False"):
         MNIST(tmp_path)
 
 
@@ -232,12 +249,104 @@ def test_idx_structure_errors(tmp_path):
         read_idx(tmp_path / "x.gz", 3)
 
 
-def test_uncompressed_idx_files_are_read(tmp_path, rng):
+def test_uncompressed_idx_files_are_read(tmp_path, monkeypatch, rng):
     arrays = write_mnist(tmp_path / "gz", rng)
-    for name, a in arrays.items():
-        (tmp_path / name.removesuffix(".gz")).write_bytes(idx_bytes(a))
+    official_content(monkeypatch, MNIST, arrays)
+    write_uncompressed(tmp_path, arrays)
     ds = MNIST(tmp_path, train=False)
     np.testing.assert_array_equal(ds.data, arrays["t10k-images-idx3-ubyte.gz"])
+
+
+def flip_label(path: Path, index: int) -> int:
+    """Change label ``index`` of an uncompressed labels file to another valid class; return the new label.
+
+    The modification time moves on by a second, so that a decoded copy of the old content (kept under the
+    file's path, size and modification time) is not taken for this one where timestamps are coarse."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[8 + index] = (data[8 + index] + 1) % 10  # after the 8-byte header: magic, count
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    return data[8 + index]
+
+
+def test_uncompressed_copy_with_a_flipped_label_byte_is_refused(tmp_path, monkeypatch, rng):
+    arrays = write_mnist(tmp_path / "gz", rng)
+    official_content(monkeypatch, MNIST, arrays)
+    write_uncompressed(tmp_path, arrays)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    official = md5(labels)
+    flip_label(labels, 2)
+    message = (f"{labels}: the MD5 of its content is {md5(labels)}, but the official file's is {official}: this is "
+               f"not the official data set's content (it is damaged or was modified). The file was not used.")
+    with pytest.raises(CorruptFileError, match=re.escape(message) + ".*pass check_content=False"):
+        MNIST(tmp_path, train=False)
+
+
+def test_recompressed_gz_with_official_content_is_accepted(tmp_path, monkeypatch, rng):
+    # "Official" .gz files (level 9, this minute's time in the header) and a copy compressed again at level 1
+    # with another time: other bytes, another .gz MD5, the same content.
+    arrays = write_mnist(tmp_path / "official", rng)
+    point_at(monkeypatch, MNIST, "https://127.0.0.1:9/unused/", tmp_path / "official", MNIST_FILES)
+    official_content(monkeypatch, MNIST, arrays)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name, a in arrays.items():
+        (copy / name).write_bytes(gzip.compress(idx_bytes(a), compresslevel=1, mtime=12345))
+        assert md5(copy / name) != md5(tmp_path / "official" / name)
+    train = MNIST(copy, train=True)
+    np.testing.assert_array_equal(train.data, arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(train.targets, arrays["train-labels-idx1-ubyte.gz"])
+
+
+def test_damaged_gz_is_refused(tmp_path, monkeypatch, rng):
+    arrays = write_mnist(tmp_path, rng)
+    official_content(monkeypatch, MNIST, arrays)
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    # Stored (level 0) deflate: a flipped byte in the middle changes one content byte, which only the CRC sees.
+    images.write_bytes(gzip.compress(idx_bytes(arrays[images.name]), compresslevel=0))
+    point_at(monkeypatch, MNIST, "https://127.0.0.1:9/unused/", tmp_path, MNIST_FILES)  # its .gz MD5 is official
+    data = bytearray(images.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    images.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"train-images-idx3-ubyte\.gz: the gzip stream is damaged or "
+                                               r"truncated \(CRC check failed"):
+        MNIST(tmp_path)
+    # Compressed for real (a mostly blank image compresses): the flip breaks the stream or its CRC.
+    blank = np.zeros_like(arrays[images.name])
+    blank[:, 2:4, 1:3] = 255
+    official_content(monkeypatch, MNIST, {**arrays, images.name: blank})
+    data = bytearray(gzip.compress(idx_bytes(blank)))
+    data[len(data) // 2] ^= 0x10
+    images.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"train-images-idx3-ubyte\.gz: .*gzip stream is damaged"):
+        MNIST(tmp_path)
+    assert decoded_copies(tmp_path / "cache") == {}
+
+
+def test_check_content_false_reads_a_modified_copy(tmp_path, monkeypatch, rng):
+    arrays = write_mnist(tmp_path / "gz", rng)
+    official_content(monkeypatch, MNIST, arrays)
+    write_uncompressed(tmp_path, arrays)
+    new_label = flip_label(tmp_path / "t10k-labels-idx1-ubyte", 3)
+    ds = MNIST(tmp_path, train=False, check_content=False)
+    assert ds.targets[3] == new_label
+    assert decoded_copies(tmp_path / "cache") == {}  # unchecked content never becomes a trusted copy
+    with pytest.raises(CorruptFileError, match="not the official data set's content"):
+        MNIST(tmp_path, train=False)
+
+
+def test_uncompressed_file_is_hashed_once(tmp_path, monkeypatch, rng):
+    arrays = write_mnist(tmp_path / "gz", rng)
+    official_content(monkeypatch, MNIST, arrays)
+    write_uncompressed(tmp_path / "data", arrays)
+    MNIST(tmp_path / "data", train=True)
+
+    def must_not_run(*args):
+        raise AssertionError("the file was hashed and decoded again although its decoded copy is good")
+
+    monkeypatch.setattr("minidl.data.datasets.mnist.read_idx", must_not_run)
+    np.testing.assert_array_equal(MNIST(tmp_path / "data", train=True).data, arrays["train-images-idx3-ubyte.gz"])
 
 
 def decoded_copies(cache: Path, name: str = "mnist") -> dict[str, Path]:
@@ -246,10 +355,10 @@ def decoded_copies(cache: Path, name: str = "mnist") -> dict[str, Path]:
 
 
 def test_gz_is_decoded_once_then_read_from_its_decoded_copy(tmp_path, monkeypatch, rng):
-    # Tiny official-named gz files with their own MD5s as the official ones, so the MD5 check runs.
+    # Tiny official-named gz files whose content is made the official one, so the content check runs.
     data = tmp_path / "readonly-copy"
     arrays = write_mnist(data, rng)
-    monkeypatch.setattr(MNIST, "resources", [(n, md5(data / n)) for n in MNIST_FILES])
+    official_content(monkeypatch, MNIST, arrays)
     first = MNIST(data, train=True)
     assert sorted(p.name for p in data.iterdir()) == sorted(MNIST_FILES)  # nothing written beside the data
     copies = decoded_copies(tmp_path / "cache")
@@ -259,7 +368,6 @@ def test_gz_is_decoded_once_then_read_from_its_decoded_copy(tmp_path, monkeypatc
     def must_not_run(*args):
         raise AssertionError("the .gz was checked or decoded again although its decoded copy is good")
 
-    monkeypatch.setattr("minidl.data.datasets.mnist.md5sum", must_not_run)
     monkeypatch.setattr("minidl.data.datasets.mnist.read_idx", must_not_run)
     second = MNIST(data, train=True)
     np.testing.assert_array_equal(second.data, arrays["train-images-idx3-ubyte.gz"])
@@ -270,7 +378,7 @@ def test_gz_is_decoded_once_then_read_from_its_decoded_copy(tmp_path, monkeypatc
 def test_changed_gz_is_checked_and_decoded_afresh(tmp_path, monkeypatch, rng):
     data = tmp_path / "data"
     write_mnist(data, rng)
-    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    monkeypatch.setattr(MNIST, "content_md5s", {}, raising=False)  # no official content: structure only
     MNIST(data, train=False)
     new = write_mnist(data, rng, n_test=7)  # other images and labels, another size
     test = MNIST(data, train=False)
@@ -291,7 +399,7 @@ def test_changed_gz_is_checked_and_decoded_afresh(tmp_path, monkeypatch, rng):
 def test_damaged_decoded_copy_is_made_again(tmp_path, monkeypatch, rng):
     data = tmp_path / "data"
     arrays = write_mnist(data, rng)
-    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    monkeypatch.setattr(MNIST, "content_md5s", {}, raising=False)  # no official content: structure only
     MNIST(data, train=True)
     copy = decoded_copies(tmp_path / "cache")["train-images-idx3-ubyte.npy"]
     for damage in (copy.read_bytes()[:-7], b"", np.lib.format.magic(1, 0) + b"garbage"):
@@ -304,7 +412,7 @@ def test_damaged_decoded_copy_is_made_again(tmp_path, monkeypatch, rng):
 
 def test_no_decoded_copy_of_a_file_that_fails_its_checksum(tmp_path, rng):
     write_mnist(tmp_path / "data", rng)  # not the official bytes, under the official names
-    with pytest.raises(CorruptFileError, match="its MD5 is"):
+    with pytest.raises(CorruptFileError, match="the MD5 of its decompressed content is"):
         MNIST(tmp_path / "data")
     assert decoded_copies(tmp_path / "cache") == {}
 
@@ -312,7 +420,7 @@ def test_no_decoded_copy_of_a_file_that_fails_its_checksum(tmp_path, rng):
 def test_unwritable_cache_warns_and_still_reads(tmp_path, monkeypatch, rng):
     data = tmp_path / "data"
     arrays = write_mnist(data, rng)
-    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    monkeypatch.setattr(MNIST, "content_md5s", {}, raising=False)  # no official content: structure only
     (tmp_path / "not-a-folder").write_text("")
     monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "not-a-folder"))
     with pytest.warns(UserWarning, match=r"MNIST: could not keep a decoded copy of .*t10k-(images|labels)-idx[13]"
@@ -333,7 +441,7 @@ def test_missing_files_message(tmp_path):
 
 def test_root_lookup_order(tmp_path, monkeypatch, rng):
     write_mnist(tmp_path / "shared" / "fashion-mnist", rng)
-    monkeypatch.setattr(FashionMNIST, "resources", [(n, None) for n in MNIST_FILES])
+    monkeypatch.setattr(FashionMNIST, "content_md5s", {}, raising=False)
     assert FashionMNIST(tmp_path / "shared").root == tmp_path / "shared" / "fashion-mnist"  # a parent folder
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "shared"))
     assert FashionMNIST().root == tmp_path / "shared" / "fashion-mnist"
@@ -344,7 +452,7 @@ def test_root_lookup_order(tmp_path, monkeypatch, rng):
 
 def test_batched_fetch_equals_per_sample(tmp_path, monkeypatch, rng):
     write_mnist(tmp_path, rng, n_train=20)
-    monkeypatch.setattr(MNIST, "resources", [(n, None) for n in MNIST_FILES])
+    monkeypatch.setattr(MNIST, "content_md5s", {}, raising=False)  # no official content: structure only
     ds = MNIST(tmp_path, transform=T.Compose([T.ToTensor(), T.Normalize([0.5], [0.25])]))
     batch = ds.__getitems__([3, 17, 0])
     x, y = next(iter(DataLoader(ds, batch_size=3, sampler=[3, 17, 0])))
@@ -425,10 +533,10 @@ def test_cifar_missing_message(tmp_path):
     ("../escape.txt", {}, "would be written outside"),
     ("/abs/escape.txt", {}, "would be written outside"),
     ("inner/../../escape.txt", {}, "would be written outside"),
-    ("link", {"type": tarfile.SYMTYPE, "linkname": "../../escape.txt"}, "points outside"),
-    ("link", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "points outside"),
-    ("hard", {"type": tarfile.LNKTYPE, "linkname": "../escape.txt"}, "points outside"),
-    ("dev", {"type": tarfile.CHRTYPE}, "device file"),
+    ("link", {"type": tarfile.SYMTYPE, "linkname": "../../escape.txt"}, "is a symbolic link"),
+    ("link", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "is a symbolic link"),
+    ("hard", {"type": tarfile.LNKTYPE, "linkname": "../escape.txt"}, "is a hard link"),
+    ("dev", {"type": tarfile.CHRTYPE}, "is a device file"),
 ])
 def test_extract_refuses_unsafe_tar_members(tmp_path, name, info, message):
     archive = tmp_path / "a.tar"
@@ -461,9 +569,10 @@ def test_extract_safe_archives_and_damaged_ones(tmp_path):
     archive = tmp_path / "a.tar.bz2"
     with tarfile.open(archive, "w:bz2") as tf:
         add_bytes(tf, "dir/file.txt", b"hello")
-        add_bytes(tf, "dir/link", b"", type=tarfile.SYMTYPE, linkname="file.txt")
+        add_bytes(tf, "dir/sub/other.txt", b"world")
     extract_archive(archive, tmp_path / "dest")
-    assert (tmp_path / "dest" / "dir" / "link").read_bytes() == b"hello"
+    assert (tmp_path / "dest" / "dir" / "file.txt").read_bytes() == b"hello"
+    assert (tmp_path / "dest" / "dir" / "sub" / "other.txt").read_bytes() == b"world"
     (tmp_path / "bad.tar.gz").write_bytes(archive.read_bytes()[:40])
     with pytest.raises(CorruptFileError, match=r"bad\.tar\.gz"):
         extract_archive(tmp_path / "bad.tar.gz", tmp_path / "dest2")
@@ -593,6 +702,36 @@ def test_real_fashion_mnist(real_data):
     assert np.bincount(test.targets).tolist() == [1000] * 10
     x, y = next(iter(DataLoader(FashionMNIST(folder, transform=T.ToTensor()), batch_size=64)))
     assert x.shape == (64, 1, 28, 28) and x.dtype == np.float32 and 0 <= x.numpy().min() and x.numpy().max() <= 1
+
+
+def test_real_mnist(real_data):
+    # Compressed again, so its .gz MD5s are not the official ones: its content is, and that is what counts.
+    folder = need(real_data / "mnist")
+    train, test = MNIST(folder, train=True), MNIST(folder, train=False)
+    assert train.data.shape == (60000, 28, 28) and test.data.shape == (10000, 28, 28)
+    assert train.data.dtype == np.uint8 and train.targets.dtype == np.int64
+    assert np.bincount(train.targets).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(test.targets).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_real_content_md5s(real_data, tmp_path, monkeypatch):
+    # The tables are the official contents; an uncompressed copy with one label changed is refused.
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))  # what this test decodes is not worth keeping
+    for cls in (MNIST, FashionMNIST):
+        folder = need(real_data / cls.name)
+        for stem, official in cls.content_md5s.items():
+            with gzip.open(folder / (stem + ".gz"), "rb") as f:
+                assert hashlib.md5(f.read()).hexdigest() == official, (cls.name, stem)
+    copy = tmp_path / "fashion-copy"
+    copy.mkdir()
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(real_data / "fashion-mnist" / (stem + ".gz"), "rb") as f:
+            (copy / stem).write_bytes(f.read())
+    assert len(FashionMNIST(copy, train=False)) == 10000
+    flip_label(copy / "t10k-labels-idx1-ubyte", 0)
+    with pytest.raises(CorruptFileError, match=r"t10k-labels-idx1-ubyte: the MD5 of its content is [0-9a-f]{32}, "
+                                               r"but the official file's is 15d484375f8d13e6eb1aabb0c3f46965"):
+        FashionMNIST(copy, train=False)
 
 
 def test_real_cifar10(real_data):

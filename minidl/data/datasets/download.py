@@ -8,8 +8,11 @@ Rules every dataset here follows:
 - **Never a half file.** A download streams into a temporary file in the destination folder, its MD5 is
   checked against the published one, and only then is it renamed to its real name (a rename within one
   folder is atomic). Derived files (an extracted archive, a prepared ``.npz``) are written the same way.
-- **Never outside.** Archive members with absolute paths, ``..`` components, links pointing outside the
-  destination, or device files are refused before anything is written.
+- **Never outside.** Only regular files and folders are extracted. An archive with a link (symbolic or
+  hard, wherever it points), a device file, a FIFO, or a member name that is absolute, climbs out with
+  ``..``, appears twice or is absurdly long is refused before anything is written; so is one whose member
+  would resolve, through links already on disk, to a path outside the destination. minidl writes each
+  file itself, never through a link, rather than trust ``tarfile``'s filters.
 - **Never someone else's folder.** minidl writes into a data folder only what it downloads there (with
   ``download=True``) and what it makes from those downloads. What it derives from files it found (say, the
   decoded copy of a read-only archive) goes to ``<cache>/<name>/derived-<key>``, keyed by the source file's
@@ -20,6 +23,7 @@ Rules every dataset here follows:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.client
 import ipaddress
@@ -35,8 +39,9 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO
 
 __all__ = ["ChecksumError", "CorruptFileError", "DatasetNotFoundError", "DownloadError", "UnsafeArchiveError",
            "atomic_path", "cache_home", "derived_dir", "download_url", "extract_archive", "md5sum",
@@ -76,8 +81,9 @@ class ChecksumError(DownloadError):
 
 
 class UnsafeArchiveError(CorruptFileError):
-    """An archive member would land outside the destination folder (or is a device file); nothing was
-    extracted."""
+    """An archive has a member that is not a plain file or folder (a link, a device file, a FIFO) or that
+    could land outside the destination folder; nothing was extracted. Damage does not cause it: an archive
+    with such a member was made that way, so it is reported as unsafe, not as corrupt."""
 
 
 def cache_home() -> Path:
@@ -238,7 +244,28 @@ def download_url(urls: Sequence[str], dest: Path, md5: str | None = None, timeou
     raise DownloadError(message)
 
 
-_MALICIOUS = "The archive is damaged or malicious: delete it."
+_UNSAFE = "The archive is unsafe (possibly malicious): delete it and get the data set from its official source."
+# Linux's PATH_MAX and NAME_MAX, the limits of nearly every file system: no real data set has a longer name, and
+# an archive that does is probing how extraction handles paths the OS cannot resolve (as CVE-2025-4517 does).
+_MAX_PATH_BYTES = 4096
+_MAX_NAME_BYTES = 255
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+# Where names can be opened relative to an open folder (POSIX), members are written by walking down from the
+# destination one folder at a time without following links; elsewhere (Windows) by path.
+_WALK_BY_FD = {os.open, os.mkdir} <= os.supports_dir_fd
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, zlib.error)
+
+
+def _show(name: str) -> str:
+    """A member name for a message: whole, unless absurdly long."""
+    text = repr(name)
+    return text if len(text) <= 100 else f"{text[:80]}...' ({len(name)} characters)"
+
+
+def _unsafe(archive: Path, name: str, problem: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(archive, f"member {_show(name)} {problem}; nothing was extracted", _UNSAFE)
 
 
 def _escapes(path: str) -> bool:
@@ -250,39 +277,159 @@ def _escapes(path: str) -> bool:
     return normalized == ".." or normalized.startswith("../")
 
 
-def _check_member(archive: Path, name: str, link_target: str | None = None, special: bool = False) -> None:
-    """Refuse a member that would be written outside the destination folder.
+def _member_parts(archive: Path, name: str) -> tuple[str, ...]:
+    """The folder and file names of a member's path below the destination (``()`` for the destination itself).
 
-    ``link_target`` is where a link member points, as a path from the archive's top.
+    Refuses, by its text alone, a name that is absurdly long, absolute, or climbs out with ``..``. Backslashes
+    count as separators, as they do on Windows.
     """
-    if not name or _escapes(name) or ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        raise UnsafeArchiveError(archive, f"member {name!r} would be written outside the destination folder "
-                                          f"(absolute path or '..'); nothing was extracted", _MALICIOUS)
-    if special:
-        raise UnsafeArchiveError(archive, f"member {name!r} is a device file or FIFO; nothing was extracted",
-                                 _MALICIOUS)
-    if link_target is not None and _escapes(link_target):
-        raise UnsafeArchiveError(archive, f"link member {name!r} points outside the destination folder "
-                                          f"(to {link_target!r}); nothing was extracted", _MALICIOUS)
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > _MAX_PATH_BYTES:
+        raise _unsafe(archive, name, f"has a name of {size} bytes, and file systems allow at most "
+                                     f"{_MAX_PATH_BYTES} for a whole path")
+    parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+    longest = max((len(p.encode("utf-8", "surrogatepass")) for p in parts), default=0)
+    if longest > _MAX_NAME_BYTES:
+        raise _unsafe(archive, name, f"has a {longest}-byte component, and file systems allow names of at most "
+                                     f"{_MAX_NAME_BYTES} bytes")
+    if not name or _escapes(name) or ".." in parts:
+        raise _unsafe(archive, name, "would be written outside the destination folder (absolute path or '..')")
+    return parts
 
 
-def _tar_member_check(archive: Path, m: tarfile.TarInfo) -> None:
+_ONLY_FILES = "minidl extracts only regular files and folders"
+
+
+def _tar_is_dir(archive: Path, m: tarfile.TarInfo) -> bool:
+    """Whether a tar member is a folder (True) or a regular file (False); any other kind is refused."""
+    if m.isdir() or m.isreg():
+        return m.isdir()
     if m.issym():
-        # A symbolic link's target is relative to the link's own folder, unless absolute.
-        target = m.linkname if m.linkname.startswith("/") else str(PurePosixPath(m.name).parent / m.linkname)
-        _check_member(archive, m.name, target)
-    elif m.islnk():
-        # A hard link's target is another member, named from the archive's top.
-        _check_member(archive, m.name, m.linkname)
-    else:
-        _check_member(archive, m.name, special=not (m.isreg() or m.isdir()))
+        raise _unsafe(archive, m.name, f"is a symbolic link: {_ONLY_FILES}, since a link can carry later members "
+                                       f"outside the destination folder, whatever its target looks like")
+    if m.islnk():
+        raise _unsafe(archive, m.name, f"is a hard link: {_ONLY_FILES}, since a link can make a later member "
+                                       f"overwrite a file outside the destination folder")
+    raise _unsafe(archive, m.name, f"is a device file, FIFO or other special file: {_ONLY_FILES}")
 
 
-def _zip_member_check(archive: Path, info: zipfile.ZipInfo) -> None:
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(archive, f"member {info.filename!r} is a symbolic link, which minidl does not "
-                                          f"extract from zip files; nothing was extracted", _MALICIOUS)
-    _check_member(archive, info.filename)
+def _zip_is_dir(archive: Path, info: zipfile.ZipInfo) -> bool:
+    """Whether a zip member is a folder (True) or a regular file (False); links and special files are refused.
+
+    Zip files keep the Unix file type, where there is one, in the top 16 bits of ``external_attr``; 0 means
+    the archiver recorded none (a regular file or, with a trailing '/', a folder).
+    """
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if info.is_dir() or kind == stat.S_IFDIR:
+        return True
+    if kind in (0, stat.S_IFREG):
+        return False
+    if kind == stat.S_IFLNK:
+        raise _unsafe(archive, info.filename, f"is a symbolic link: {_ONLY_FILES}, since a link can carry later "
+                                              f"members outside the destination folder")
+    raise _unsafe(archive, info.filename, f"is a device file, FIFO or other special file: {_ONLY_FILES}")
+
+
+# A checked member: its name in the archive, its path below the destination, whether it is a folder, and a
+# function that opens its contents for reading.
+_Member = tuple[str, tuple[str, ...], bool, Callable[[], IO[bytes]]]
+
+
+def _check_layout(archive: Path, members: Sequence[_Member]) -> None:
+    """Refuse a path that two members share (the later would silently replace the earlier), and a file that a
+    later member needs as a folder."""
+    kinds = {}
+    for name, parts, is_dir, _ in members:
+        if parts in kinds and parts:  # () is the destination itself: './' may appear more than once
+            raise _unsafe(archive, name, f"appears twice (first as {_show(kinds[parts][0])}), so one copy would "
+                                         f"silently replace the other")
+        kinds[parts] = (name, is_dir)
+    for name, parts, _, _ in members:
+        for k in range(1, len(parts)):
+            above, above_is_dir = kinds.get(parts[:k], (None, True))
+            if not above_is_dir:
+                raise _unsafe(archive, above, f"is a file, but {_show(name)} needs a folder there")
+
+
+def _check_resolved(archive: Path, dest: Path, members: Sequence[_Member]) -> None:
+    """Refuse a member whose path, with every link already on disk followed, is not inside ``dest``.
+
+    The archive cannot make links (they are refused), so this guards against links that were in ``dest``
+    before; the writer below does not follow links either, so this is a second, independent line.
+    """
+    top = os.path.realpath(dest)
+    for name, parts, _, _ in members:
+        target = os.path.realpath(os.path.join(top, *parts))
+        if os.path.commonpath([top, target]) != top:
+            raise _unsafe(archive, name, f"resolves to {target}, outside {dest}")
+
+
+def _open_folder(top_fd: int, parts: Sequence[str]) -> int:
+    """Open the folder ``parts`` below the open folder ``top_fd``, making what is missing, one level at a
+    time and never through a link (``O_NOFOLLOW``): even a link swapped in after the checks cannot lead out."""
+    fd = os.dup(top_fd)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, dir_fd=fd)
+            inner = os.open(part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _create_file(dest: Path, top_fd: int | None, parts: Sequence[str]) -> int:
+    """Create the new file ``dest/parts`` (and the folders above it) and return it open for writing.
+
+    ``O_EXCL`` refuses a file or link already there, ``O_NOFOLLOW`` a link. Mode 0o666 less the umask: the
+    member's own mode, owner and setuid/setgid bits are ignored, since a data file is never a program.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+    if top_fd is None:
+        folder = dest.joinpath(*parts[:-1])
+        folder.mkdir(parents=True, exist_ok=True)
+        return os.open(folder / parts[-1], flags, 0o666)
+    folder_fd = _open_folder(top_fd, parts[:-1])
+    try:
+        return os.open(parts[-1], flags, 0o666, dir_fd=folder_fd)
+    finally:
+        os.close(folder_fd)
+
+
+def _chunks(archive: Path, member: _Member, read_errors: tuple, damaged: str) -> Iterator[bytes]:
+    """The contents of ``member``, chunk by chunk; a read that fails means the archive is damaged."""
+    try:
+        with member[3]() as source:
+            while chunk := source.read(_CHUNK):
+                yield chunk
+    except read_errors as e:
+        raise CorruptFileError(archive, f"{damaged} ({e})") from e
+
+
+def _write_members(archive: Path, dest: Path, members: Sequence[_Member], read_errors: tuple,
+                   damaged: str) -> None:
+    """Write the folders and regular files of checked ``members`` under ``dest``, never following a link."""
+    top_fd = os.open(dest, os.O_RDONLY | _O_DIRECTORY) if _WALK_BY_FD else None
+    try:
+        for member in members:
+            parts, is_dir = member[1], member[2]
+            if not parts:
+                continue
+            if is_dir:
+                if top_fd is None:
+                    dest.joinpath(*parts).mkdir(parents=True, exist_ok=True)
+                else:
+                    os.close(_open_folder(top_fd, parts))
+                continue
+            with open(_create_file(dest, top_fd, parts), "wb") as out:
+                for chunk in _chunks(archive, member, read_errors, damaged):
+                    out.write(chunk)
+    finally:
+        if top_fd is not None:
+            os.close(top_fd)
 
 
 def _open_tar(archive: Path) -> tarfile.TarFile:
@@ -295,53 +442,74 @@ def _open_tar(archive: Path) -> tarfile.TarFile:
 def extract_archive(archive: Path, dest: Path) -> None:
     """Extract a zip or tar archive (any compression) into ``dest``, refusing unsafe members.
 
-    Every member is checked before anything is written. Extract into a fresh folder and remove it if this
-    raises: a truncated archive may fail half way.
+    Only regular files and folders are extracted: a symbolic or hard link, a device file or a FIFO makes the
+    whole archive refused. Links are refused even when they point inside, because a chain of them can lead
+    out in ways a check of their text cannot see (CVE-2025-4517 defeats ``tarfile``'s own ``filter="data"``
+    on unpatched Pythons), and a data set needs none. Every member is checked before anything is written:
+    its name (not absolute, no ``..``, not absurdly long, not twice), its kind, and where its path resolves
+    to on disk. Then each file is written by minidl itself, not by ``tarfile`` or ``zipfile``: created new,
+    never through a link, with plain permissions.
+
+    Args:
+        archive: a zip or tar file (``.tar``, ``.tar.gz``, ``.tar.bz2``, ``.tar.xz``, whatever its name).
+        dest: the folder to extract into (made if needed). Use a fresh one, and remove it if this raises: a
+            truncated archive may fail half way. A file already there is not overwritten (``FileExistsError``).
 
     Raises:
-        UnsafeArchiveError: a member would land outside ``dest`` (absolute path, ``..``, a link pointing out)
-            or is a device file.
+        UnsafeArchiveError: a member is a link, a device file or a FIFO, has an absolute, ``..``, duplicate or
+            absurdly long name, or would resolve to a path outside ``dest``. Nothing was written.
         CorruptFileError: the archive is not a readable zip or tar, or it is truncated.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
+        damaged = "the zip archive is damaged"
         try:
-            with zipfile.ZipFile(archive) as zf:
-                infos = zf.infolist()
-                for info in infos:
-                    _zip_member_check(archive, info)
-                for info in infos:
-                    zf.extract(info, dest)
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
-            raise CorruptFileError(archive, f"the zip archive is damaged ({e})") from e
+            zf = zipfile.ZipFile(archive)
+        except _ZIP_READ_ERRORS as e:
+            raise CorruptFileError(archive, f"{damaged} ({e})") from e
+        with zf:
+            members = [(info.filename, _member_parts(archive, info.filename), _zip_is_dir(archive, info),
+                        functools.partial(zf.open, info)) for info in zf.infolist()]
+            _check_layout(archive, members)
+            _check_resolved(archive, dest, members)
+            _write_members(archive, dest, members, _ZIP_READ_ERRORS, damaged)
         return
+    damaged = "the tar archive is damaged or truncated"
     with _open_tar(archive) as tf:
         try:
-            members = tf.getmembers()
-            for m in members:
-                _tar_member_check(archive, m)
-            tf.extractall(dest, members=members, filter="data")
+            infos = tf.getmembers()
         except _DECODE_ERRORS as e:
-            raise CorruptFileError(archive, f"the tar archive is damaged or truncated ({e})") from e
+            raise CorruptFileError(archive, f"{damaged} ({e})") from e
+        members = [(m.name, _member_parts(archive, m.name), _tar_is_dir(archive, m),
+                    functools.partial(tf.extractfile, m)) for m in infos]
+        _check_layout(archive, members)
+        _check_resolved(archive, dest, members)
+        _write_members(archive, dest, members, _DECODE_ERRORS, damaged)
 
 
 def read_tar_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
     """Read the regular-file members named in ``wanted`` from a tar archive (any compression), in one pass.
 
-    Nothing is written to disk, and every member is checked as :func:`extract_archive` would, so an archive
-    with unsafe members is refused as a whole.
+    Nothing is written to disk, and every member is checked as :func:`extract_archive` checks it (links,
+    special files, unsafe or duplicate names), so an archive with unsafe members is refused as a whole.
 
     Returns:
         ``{member name: contents}`` for the wanted members found.
+
+    Raises:
+        UnsafeArchiveError: a member that :func:`extract_archive` would refuse.
+        CorruptFileError: the archive is not a readable tar, or it is truncated.
     """
-    found = {}
-    with _open_tar(Path(archive)) as tf:
+    archive = Path(archive)
+    found, members = {}, []
+    with _open_tar(archive) as tf:
         try:
             for m in tf:
-                _tar_member_check(archive, m)
+                members.append((m.name, _member_parts(archive, m.name), _tar_is_dir(archive, m), None))
                 if m.name in wanted and m.isreg():
                     found[m.name] = tf.extractfile(m).read()
         except _DECODE_ERRORS as e:
             raise CorruptFileError(archive, f"the tar archive is damaged or truncated ({e})") from e
+    _check_layout(archive, members)
     return found
