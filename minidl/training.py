@@ -16,7 +16,9 @@ plus what a real run needs around it:
   written to ``metrics.csv``;
 - a checkpoint written atomically at the end of every epoch (model, optimizer, scheduler, history and
   minidl's random state), so ``resume=True`` continues an interrupted run and ends with exactly the
-  weights an uninterrupted run with the same seed would have;
+  weights an uninterrupted run with the same seed would have; resumed with more epochs than it was
+  started with, a run follows its learning-rate schedule rebuilt for the new total (a cosine then
+  anneals over all the epochs, instead of sitting at its end);
 - a guard that stops with :class:`TrainingDiverged` as soon as the loss is NaN or infinite, leaving the last
   good checkpoint untouched;
 - Ctrl-C during an epoch: a message saying which checkpoint is on disk and how to resume, then the
@@ -27,6 +29,7 @@ fraction of samples, or of pixels, whose arg-max over the class axis is the targ
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import sys
@@ -321,7 +324,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`fit`.
 
     Returns:
-        ``{"epoch": epochs done, "model": state_dict, "optimizer": state_dict, "scheduler": state_dict or
+        ``{"epoch": epochs done, "epochs": the run's total number of epochs then (absent from checkpoints
+        of older minidl versions), "model": state_dict, "optimizer": state_dict, "scheduler": state_dict or
         None, "history": History.state_dict(), "rng": minidl's random state, "loader_seed": the training
         loader's seed or None}``.
     """
@@ -332,11 +336,48 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def _save_checkpoint(path: Path, epoch: int, model, optimizer, scheduler, history: History,
+def _remove_stale_temporaries(checkpoint_path: Path) -> list[str]:
+    """Delete the temporary files that a killed checkpoint write left beside ``checkpoint_path``.
+
+    :func:`minidl.serialization.save` writes ``.<name>.<random>.tmp`` in the checkpoint's folder and renames
+    it over the checkpoint when complete; a process killed in between (``kill -9``, a power cut) leaves the
+    temporary behind, never a half checkpoint. Returns the names removed.
+    """
+    folder = checkpoint_path.parent
+    if not folder.is_dir():
+        return []
+    pattern = f".{checkpoint_path.name}.*.tmp"
+    stale = sorted(p for p in folder.iterdir() if fnmatch.fnmatchcase(p.name, pattern) and p.is_file())
+    for p in stale:
+        p.unlink()
+    return [p.name for p in stale]
+
+
+def _restart_schedule(scheduler, epoch: int) -> list[float] | None:
+    """Put a scheduler built for a run's new length at ``epoch`` of its own schedule, by its closed form.
+
+    Returns the learning rates it sets, or None (leaving everything as is) for a scheduler without a closed
+    form, such as ``ReduceLROnPlateau``, whose course does not depend on the run's length anyway.
+    """
+    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+    if closed_form is None:
+        return None
+    # The schedules are recursive (each lr from the last one): once the closed form has set the lr of the
+    # epoch reached, the next step() carries on from there along the new schedule.
+    scheduler.last_epoch = epoch
+    lrs = closed_form()
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = list(lrs)
+    return lrs
+
+
+def _save_checkpoint(path: Path, epoch: int, epochs: int, model, optimizer, scheduler, history: History,
                      loader_seed: int | None) -> None:
     serialization.save({
         "kind": "minidl.training checkpoint",
         "epoch": epoch,
+        "epochs": epochs,
         "loader_seed": loader_seed,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -363,14 +404,19 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             (from 0) before each epoch, so the shuffle order is a function of (seed, epoch) and a resumed
             run sees the same batches as an uninterrupted one.
         val_loader: evaluated after every epoch (optional).
-        epochs: the total number of epochs (a resumed run counts the epochs already done).
+        epochs: the total number of epochs (a resumed run counts the epochs already done; it may be more
+            than the run was started with, not fewer than the epochs done).
         scheduler: a ``minidl.optim.lr_scheduler`` scheduler, stepped once per epoch
-            (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation).
+            (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation). Build
+            it for ``epochs``: when a resumed run's ``epochs`` differs from the checkpoint's, this scheduler
+            (not the checkpoint's, built for the old length) continues from the epoch reached, and a log line
+            says so.
         out_dir: a folder for ``checkpoint.npz`` and ``metrics.csv`` (rewritten every epoch).
         checkpoint_path: where to write the checkpoint (default ``out_dir/checkpoint.npz``; no checkpoint
             when neither is given).
         resume: continue from the checkpoint if it exists (model, optimizer, scheduler, history and random
-            state are restored); start from scratch, saying so, if it does not.
+            state are restored); start from scratch, saying so, if it does not. Either way, temporary files
+            left beside the checkpoint by a write that was killed are deleted first, saying so.
         metrics: extra validation numbers, ``{name: fn(EvalResult) -> float}``, each a History column, e.g.
             ``{"mean_recall": lambda r: mean_per_class_recall(r.predictions, r.targets, 10)}``. When given,
             the raw validation outputs are kept (``EvalResult.scores``) for metrics like average precision.
@@ -385,6 +431,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         The :class:`History` (the restored epochs included, when resuming).
 
     Raises:
+        ValueError: ``resume=True`` and the checkpoint has more epochs done than ``epochs``.
         TrainingDiverged: the training or validation loss became NaN or infinite; nothing was written for
             that epoch, the last good checkpoint is untouched.
         KeyboardInterrupt: re-raised after saying which checkpoint is on disk and how to resume.
@@ -408,21 +455,39 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         raise ValueError("fit: resume=True needs a checkpoint: pass checkpoint_path= or out_dir=")
     metrics = dict(metrics or {})
 
+    if checkpoint_path is not None:
+        removed = _remove_stale_temporaries(checkpoint_path)
+        if removed:
+            log(f"Removed {len(removed)} temporary file(s) left in '{checkpoint_path.parent}' by a checkpoint "
+                f"write that was killed: {', '.join(removed)}.")
+
     history = History()
     start_epoch = 0
     if resume and checkpoint_path.exists():
         ckpt = load_checkpoint(checkpoint_path)
+        start_epoch = int(ckpt["epoch"])
+        if start_epoch > epochs:
+            raise ValueError(f"fit: the checkpoint '{checkpoint_path}' has {start_epoch} epochs done, more than "
+                             f"epochs={epochs}: pass epochs={start_epoch} or more to resume it")
+        if scheduler is not None and ckpt["scheduler"] is None:
+            raise ValueError(f"fit: the checkpoint '{checkpoint_path}' has no scheduler state but a "
+                             "scheduler was given")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        planned = ckpt.get("epochs")
+        restarted = None
         if scheduler is not None:
-            if ckpt["scheduler"] is None:
-                raise ValueError(f"fit: the checkpoint '{checkpoint_path}' has no scheduler state but a "
-                                 "scheduler was given")
-            scheduler.load_state_dict(ckpt["scheduler"])
+            if planned is not None and planned != epochs:
+                restarted = _restart_schedule(scheduler, start_epoch)
+            if restarted is None:
+                scheduler.load_state_dict(ckpt["scheduler"])
         history = History.from_state_dict(ckpt["history"])
         _random.set_state(ckpt["rng"])
-        start_epoch = int(ckpt["epoch"])
         log(f"Resuming from '{checkpoint_path}': {start_epoch} of {epochs} epochs done.")
+        if restarted is not None:
+            log(f"The run was started for {planned} epochs and now has {epochs}: its learning-rate schedule "
+                f"({type(scheduler).__name__}) is the one for {epochs} epochs from here on, at lr "
+                f"{restarted[0]:.3g} for epoch {start_epoch + 1}.")
         seed = getattr(train_loader, "seed", None)
         if ckpt.get("loader_seed") is not None and seed != ckpt["loader_seed"]:
             log(f"Warning: the training loader's seed is {seed} but the checkpoint's run used "
@@ -468,7 +533,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             if out_dir is not None:
                 history.to_csv(out_dir / METRICS_NAME)
             if checkpoint_path is not None:
-                _save_checkpoint(checkpoint_path, epoch, model, optimizer, scheduler, history,
+                _save_checkpoint(checkpoint_path, epoch, epochs, model, optimizer, scheduler, history,
                                  getattr(train_loader, "seed", None))
                 saved_epoch = epoch
     except KeyboardInterrupt:

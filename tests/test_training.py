@@ -236,6 +236,56 @@ def test_resume_arguments(tmp_path):
             checkpoint_path=tmp_path / "other.npz", progress=False, log=Messages())
 
 
+def _cosine_setup(epochs: int):
+    model, optimizer, _, train, val = _setup()
+    return model, optimizer, optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs), train, val
+
+
+def test_resume_with_more_epochs_follows_the_schedule_for_the_new_total(tmp_path):
+    model, optimizer, scheduler, train, _ = _cosine_setup(2)
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=2, scheduler=scheduler, out_dir=tmp_path,
+        progress=False, log=Messages())
+    # Resumed for 4 epochs with a cosine built for 4: epochs 3 and 4 follow that cosine (the checkpoint's
+    # own, over 2 epochs, would have trained them at 0 and then climbed back up).
+    model, optimizer, scheduler, train, _ = _cosine_setup(4)
+    log = Messages()
+    history = fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=4, scheduler=scheduler, out_dir=tmp_path,
+                  resume=True, progress=False, log=log)
+    cosine = [0.05 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)]
+    assert history["lr"][:2] == pytest.approx([0.05, 0.025])  # as trained: the cosine over 2 epochs
+    assert history["lr"][2:] == pytest.approx(cosine[2:])
+    assert "started for 2 epochs and now has 4" in log[1] and "CosineAnnealingLR" in log[1]
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["epochs"] == 4
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused_untouched(tmp_path):
+    model, optimizer, scheduler, train, _ = _cosine_setup(3)
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=3, scheduler=scheduler, out_dir=tmp_path,
+        progress=False, log=Messages())
+    model, optimizer, scheduler, train, _ = _cosine_setup(2)
+    before = _weights(model)
+    with pytest.raises(ValueError, match="3 epochs done, more than epochs=2"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=2, scheduler=scheduler, out_dir=tmp_path,
+            resume=True, progress=False, log=Messages())
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.state_dict()[k], v)
+
+
+def test_fit_removes_the_temporaries_of_a_killed_checkpoint_write(tmp_path):
+    # serialization.save writes .<name>.<random>.tmp beside the checkpoint, then renames it; a process killed
+    # in between leaves it behind. Only those go: other files, even similar names, stay.
+    stale = [tmp_path / ".checkpoint.npz.a1b2c3d4.tmp", tmp_path / ".checkpoint.npz.zz_9x8y7.tmp"]
+    kept = [tmp_path / ".checkpoint.npz.tmp", tmp_path / "checkpoint.npz.tmp", tmp_path / ".other.npz.a1b2c3d4.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"partial")
+    model, optimizer, _, train, _ = _setup()
+    log = Messages()
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=1, out_dir=tmp_path, resume=True, progress=False,
+        log=log)
+    assert not any(path.exists() for path in stale) and all(path.exists() for path in kept)
+    assert log[0].startswith("Removed 2 temporary file(s)") and stale[0].name in log[0]
+
+
 def test_segmentation_outputs_use_pixel_accuracy():
     # A 1x1 convolution labels each pixel of 2-channel images by which channel is larger (3 classes:
     # 0, 1, or 2 where both are negative). Outputs (N, 3, H, W), targets (N, H, W).
