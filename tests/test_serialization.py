@@ -62,11 +62,21 @@ def test_round_trip_of_every_leaf_and_container(tmp_path, rng):
     assert back["counter"][99] == 0  # still a Counter
 
 
-def test_tensors_are_saved_as_arrays(tmp_path, rng):
+def test_tensors_come_back_as_tensors(tmp_path, rng):
+    # Like torch.load: a Tensor comes back a Tensor with its requires_grad, a Parameter a Parameter.
+    nn = pytest.importorskip("minidl.nn")
     t = mdl.tensor(rng.standard_normal((2, 2)).astype(np.float32), requires_grad=True)
-    back = serialization.load(serialization.save({"w": t}, tmp_path / "t.npz"))
-    assert isinstance(back["w"], np.ndarray)
-    np.testing.assert_array_equal(back["w"], t.array)
+    p = nn.Parameter(mdl.tensor(rng.standard_normal(3)))
+    frozen = nn.Parameter(mdl.tensor(np.arange(2.0)), requires_grad=False)
+    back = serialization.load(serialization.save({"w": t, "p": p, "frozen": frozen, "i": mdl.tensor([1, 2])},
+                                                 tmp_path / "t.npz"))
+    assert type(back["w"]) is mdl.Tensor and back["w"].requires_grad and back["w"].is_leaf
+    np.testing.assert_array_equal(back["w"].array, t.array)
+    assert back["w"].dtype == np.float32
+    assert type(back["p"]) is nn.Parameter and back["p"].requires_grad
+    np.testing.assert_array_equal(back["p"].array, p.array)
+    assert type(back["frozen"]) is nn.Parameter and not back["frozen"].requires_grad
+    assert back["i"].dtype == np.int64 and not back["i"].requires_grad
 
 
 def test_model_state_dict_round_trip_and_reload(tmp_path, rng):

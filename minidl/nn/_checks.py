@@ -6,6 +6,9 @@ expected and the shape it got, so a student sees at once which line of the model
 """
 from __future__ import annotations
 
+import operator
+
+from ..ops.checks import pair
 from ..tensor import Tensor
 
 _CAST = {"float32": "float", "float64": "double"}
@@ -53,3 +56,32 @@ def check_like(layer, x, ref) -> None:
     if x.device != ref.device:
         raise RuntimeError(f"{layer!r}: input is on {x.device} but the layer's parameters are on {ref.device}; "
                            f"call model.to('{x.device}') or x.to('{ref.device}')")
+
+
+# ------------------------------------------------------------------------------------ constructor arguments
+# A layer checks its arguments once, when it is built, so a nonsense size fails on the line that wrote it
+# (``Conv2d: kernel_size must be positive, got (0, 0)``) rather than deep inside the first forward pass, and
+# the forward pass itself stays free of checks.
+
+def size_arg(layer: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int, if it is an integer ``>= minimum`` (a layer's ``in_channels``, ``num_features``...)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r} of type {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{layer}: {name} must be {_AT_LEAST.get(minimum, f'at least {minimum}')}, got {value}")
+    return value
+
+
+def pair_arg(layer: str, name: str, value, minimum: int) -> tuple:
+    """``value`` as a pair of ints (``3 -> (3, 3)``), each ``>= minimum`` (a kernel size, stride, padding...)."""
+    value = pair(value, name, layer)
+    if min(value) < minimum:
+        raise ValueError(f"{layer}: {name} must be {_AT_LEAST.get(minimum, f'at least {minimum}')}, got {value}")
+    return value
+
+
+_AT_LEAST = {0: "non-negative", 1: "positive"}

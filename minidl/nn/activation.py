@@ -1,4 +1,5 @@
-"""Activation layers: ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softmax``, ``LogSoftmax``.
+"""Activation layers: ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softmax``, ``LogSoftmax``, ``ELU``, ``GELU``,
+``SiLU``, ``Softplus``, ``Hardtanh``, ``ReLU6``.
 
 Each wraps the function of the same name in :mod:`minidl.nn.functional`, where its math is.
 """
@@ -10,7 +11,8 @@ from . import functional as F
 from ._checks import check_tensor
 from .module import Module
 
-__all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSoftmax", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",
+           "Softplus", "Tanh"]
 
 
 class ReLU(Module):
@@ -115,3 +117,135 @@ class LogSoftmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class ELU(Module):
+    """y = x if x > 0 else alpha * (exp(x) - 1), elementwise; any shape.
+
+    Args:
+        alpha: the output approaches ``-alpha`` for very negative input.
+        inplace: write the result into the input when no graph is being recorded.
+    """
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, input):
+        check_tensor(self, input)
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class GELU(Module):
+    """y = x * Phi(x), Phi the standard normal CDF, elementwise; any shape.
+
+    Args:
+        approximate: ``"none"`` (exact) or ``"tanh"`` (the tanh approximation).
+    """
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        check_tensor(self, input)
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """y = x * sigmoid(x) (swish), elementwise; any shape.
+
+    Args:
+        inplace: write the result into the input when no graph is being recorded.
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        check_tensor(self, input)
+        return F.silu(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Softplus(Module):
+    """y = log(1 + exp(beta * x)) / beta (x itself where beta * x > threshold), elementwise; any shape.
+
+    Args:
+        beta: sharpness.
+        threshold: above this value of ``beta * x`` the layer is the identity.
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, input):
+        check_tensor(self, input)
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """y = min(max(x, min_val), max_val), elementwise; any shape.
+
+    Args:
+        min_val: the lower bound.
+        max_val: the upper bound.
+        inplace: write the result into the input when no graph is being recorded.
+        min_value: deprecated PyTorch spelling of ``min_val``.
+        max_value: deprecated PyTorch spelling of ``max_val``.
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value: float | None = None, max_value: float | None = None):
+        super().__init__()
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`", FutureWarning,
+                          stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`", FutureWarning,
+                          stacklevel=2)
+            max_val = max_value
+        if max_val < min_val:
+            raise ValueError(f"{type(self).__name__}: max_val ({max_val}) cannot be less than min_val ({min_val})")
+        self.min_val = min_val
+        self.max_val = max_val
+        self.inplace = inplace
+
+    def forward(self, input):
+        check_tensor(self, input)
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """y = min(max(x, 0), 6), elementwise; any shape (MobileNet's activation).
+
+    Args:
+        inplace: write the result into the input when no graph is being recorded.
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""

@@ -1,14 +1,17 @@
 """Containers: ``Sequential`` (a chain of layers), ``ModuleList`` and ``ModuleDict`` (holders that register
-their items so ``parameters()`` and ``state_dict()`` see them)."""
+their items so ``parameters()`` and ``state_dict()`` see them), ``ParameterList`` and ``ParameterDict`` (the
+same for parameters)."""
 from __future__ import annotations
 
 import operator
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
+from ..tensor import Tensor
 from .module import Module, _addindent
+from .parameter import Parameter
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _index(idx: int, n: int, cls: str) -> int:
@@ -256,3 +259,165 @@ class ModuleDict(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleDict has no forward(): index it in the owner's forward")
+
+
+def _as_parameter(value):
+    """A Tensor joins as a Parameter (wrapping it, sharing its array), as in PyTorch."""
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+def _parameter_line(key, value) -> str:
+    """One line of a parameter container's repr: ``(0): Parameter containing: [float32 of size 3x4]``."""
+    if isinstance(value, Tensor):
+        kind = "Parameter containing" if isinstance(value, Parameter) else "Tensor"
+        size = "x".join(str(n) for n in value.shape)
+        return f"({key}): {kind}: [{value.dtype} of size {size}" + ("" if value.device == "cpu" else
+                                                                   f" ({value.device})") + "]"
+    return f"({key}): Object of type: {type(value).__name__}"
+
+
+class ParameterList(Module):
+    """A list of Parameters, registered as ``"0"``, ``"1"``, ... so ``parameters()``, ``state_dict()`` and
+    optimizers see them (a plain Python list would hide them). Tensors are wrapped into Parameters.
+
+    >>> import minidl as mdl, minidl.nn as nn
+    >>> params = nn.ParameterList([nn.Parameter(mdl.randn(2, 2)) for _ in range(3)])
+    >>> len(params), len(list(params.parameters()))
+    (3, 3)
+
+    Args:
+        values: an iterable of Parameters (or Tensors) to start with.
+    """
+
+    def __init__(self, values=None):
+        super().__init__()
+        object.__setattr__(self, "_size", 0)
+        if values is not None:
+            self.extend(values)
+
+    def _key(self, idx: int) -> str:
+        return str(_index(idx, len(self), "ParameterList"))
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList([self[i] for i in range(len(self))[idx]])
+        return getattr(self, self._key(idx))
+
+    def __setitem__(self, idx: int, param) -> None:
+        self._set(self._key(idx), param)
+
+    def _set(self, key: str, value) -> None:
+        value = _as_parameter(value)
+        if isinstance(value, Parameter) or value is None:
+            self.register_parameter(key, value)
+        else:
+            setattr(self, key, value)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __iadd__(self, parameters) -> "ParameterList":
+        return self.extend(parameters)
+
+    def append(self, value) -> "ParameterList":
+        """Add ``value`` at the end; returns ``self``."""
+        key = str(len(self))
+        object.__setattr__(self, "_size", self._size + 1)
+        self._set(key, value)
+        return self
+
+    def extend(self, values) -> "ParameterList":
+        """Append every item of ``values``; returns ``self``."""
+        if isinstance(values, Tensor):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got {type(values).__name__}")
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(i, v) for i, v in enumerate(self))
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterList has no forward(): use its items in the owner's forward")
+
+
+class ParameterDict(Module):
+    """A dict of Parameters, registered under their (string) keys in insertion order. Tensors are wrapped
+    into Parameters.
+
+    Args:
+        parameters: a mapping or an iterable of ``(key, parameter)`` pairs to start with.
+    """
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        object.__setattr__(self, "_keys", {})
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict keys must be strings, got {type(key).__name__}")
+        self._keys[key] = None
+        value = _as_parameter(value)
+        if isinstance(value, Parameter) or value is None:
+            self.register_parameter(key, value)
+        else:
+            setattr(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def keys(self):
+        return self._keys.keys()
+
+    def items(self):
+        return [(k, self[k]) for k in self._keys]
+
+    def values(self):
+        return [self[k] for k in self._keys]
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def pop(self, key: str):
+        """Remove and return the parameter at ``key``."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def update(self, parameters) -> None:
+        """Add every ``(key, parameter)`` of a mapping or an iterable of pairs."""
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in items:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(k, v) for k, v in self.items())
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ParameterDict has no forward(): index it in the owner's forward")

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import math
 
-from ..ops.checks import pair
 from . import functional as F
 from . import init
-from ._checks import check_like, check_rank, check_size, count
+from ._checks import check_like, check_rank, check_size, count, pair_arg, size_arg
 from .module import Module
 from .parameter import _empty_parameter
 
@@ -34,6 +33,8 @@ class _ConvNd(Module):
                  output_padding, groups, bias, padding_mode, device, dtype):
         super().__init__()
         name = type(self).__name__
+        in_channels = size_arg(name, "in_channels", in_channels)
+        out_channels = size_arg(name, "out_channels", out_channels)
         if not isinstance(groups, int) or groups <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups != 0:
@@ -42,9 +43,14 @@ class _ConvNd(Module):
         if out_channels % groups != 0:
             raise ValueError(f"{name}: out_channels must be divisible by groups (out_channels={out_channels}, "
                              f"groups={groups})")
-        kernel_size = pair(kernel_size, "kernel_size", name)
-        stride = pair(stride, "stride", name)
-        dilation = pair(dilation, "dilation", name)
+        kernel_size = pair_arg(name, "kernel_size", kernel_size, 1)
+        stride = pair_arg(name, "stride", stride, 1)
+        dilation = pair_arg(name, "dilation", dilation, 1)
+        output_padding = pair_arg(name, "output_padding", output_padding, 0)
+        for d in range(2):
+            if output_padding[d] >= max(stride[d], dilation[d]):
+                raise ValueError(f"{name}: output_padding must be smaller than either stride or dilation, got "
+                                 f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
         if isinstance(padding, str):
             if padding not in _PADDING_STRINGS:
                 raise ValueError(f"{name}: invalid padding string {padding!r}, should be one of "
@@ -53,7 +59,7 @@ class _ConvNd(Module):
                 raise ValueError(f"{name}: padding='same' is not supported for strided convolutions "
                                  f"(stride={stride})")
         else:
-            padding = pair(padding, "padding", name)
+            padding = pair_arg(name, "padding", padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, but got "
                              f"padding_mode={padding_mode!r}")
@@ -64,7 +70,7 @@ class _ConvNd(Module):
         self.padding = padding
         self.dilation = dilation
         self.transposed = transposed
-        self.output_padding = pair(output_padding, "output_padding", name)
+        self.output_padding = output_padding
         self.groups = groups
         self.padding_mode = padding_mode
         # F.pad's order, last dim first: (left, right, top, bottom). 'same' puts the odd pixel at the end.

@@ -19,8 +19,8 @@ from ..backend import device_of, to_device
 from ..random import default_generator
 from ..tensor import Tensor
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
-           "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
+__all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_",
+           "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_"]
 
 _LINEAR_LIKE = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                 "conv_transpose3d", "sigmoid")
@@ -123,6 +123,34 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
     return _fill(tensor, _generator(generator).normal(mean, std, size=tensor.shape))
 
 
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:
+    """Fill ``tensor`` with samples of N(mean, std^2) restricted to [a, b] (the init of vision transformers).
+
+    Drawn by rejection: values outside [a, b] are redrawn until none is left, which gives exactly the
+    truncated distribution (PyTorch draws it by inverting the CDF instead: same distribution, other numbers).
+
+    Args:
+        tensor: the tensor to fill in place.
+        mean: the mean of the normal distribution (before truncation).
+        std: its standard deviation.
+        a: the lower cut-off (an absolute value, not in units of std).
+        b: the upper cut-off.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    rng = _generator(generator)
+    values = rng.normal(mean, std, size=tensor.shape)
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
+        outside = (values < a) | (values > b)
+    return _fill(tensor, values)
+
+
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill ``tensor`` with the value ``val``.
 
@@ -145,6 +173,20 @@ def zeros_(tensor: Tensor) -> Tensor:
 def ones_(tensor: Tensor) -> Tensor:
     """Fill ``tensor`` with ones (used for BatchNorm's scale)."""
     return constant_(tensor, 1)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D ``tensor`` with the identity matrix (ones on the diagonal), so a Linear layer starts as the
+    identity map.
+
+    Args:
+        tensor: a 2-D tensor, filled in place.
+    Returns:
+        ``tensor``.
+    """
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only tensors with 2 dimensions are supported, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, np.eye(*tensor.shape))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
@@ -226,3 +268,34 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinea
     if std is None:
         return tensor
     return normal_(tensor, 0.0, std, generator)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Saxe et al. (2013): a (semi-)orthogonal matrix, times ``gain`` (used for recurrent and RL nets).
+
+    The tensor is seen as a (rows, cols) matrix with ``rows = shape[0]``; a Gaussian matrix is factored as
+    Q R and Q, with the signs of R's diagonal folded in so it is uniformly distributed, fills it (its rows are
+    orthonormal when rows <= cols, its columns otherwise).
+
+    Args:
+        tensor: a tensor with at least 2 dims, filled in place.
+        gain: a scaling factor.
+        generator: a ``numpy.random.Generator`` to draw from (minidl's default generator when None).
+    Returns:
+        ``tensor``.
+    """
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got shape "
+                         f"{tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = _generator(generator).normal(0.0, 1.0, size=(rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, gain * q.reshape(tensor.shape))

@@ -5,7 +5,7 @@ import math
 
 from . import functional as F
 from . import init
-from ._checks import check_like, check_tensor
+from ._checks import check_like, check_tensor, size_arg
 from .module import Module
 from .parameter import _empty_parameter
 
@@ -42,8 +42,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = size_arg("Linear", "in_features", in_features)
+        self.out_features = size_arg("Linear", "out_features", out_features)
         self.weight = _empty_parameter((out_features, in_features), device, dtype)
         if bias:
             self.bias = _empty_parameter((out_features,), device, dtype)

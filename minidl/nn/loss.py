@@ -1,4 +1,5 @@
-"""Loss layers: ``CrossEntropyLoss``, ``NLLLoss``, ``MSELoss``, ``BCEWithLogitsLoss``.
+"""Loss layers: ``CrossEntropyLoss``, ``NLLLoss``, ``MSELoss``, ``BCEWithLogitsLoss``, ``BCELoss``, ``L1Loss``,
+``SmoothL1Loss``, ``HuberLoss``, ``KLDivLoss``.
 
 Each stores its options and calls the function of the same name in :mod:`minidl.nn.functional`, where the
 math is. ``reduction`` is ``"mean"`` (the default), ``"sum"`` or ``"none"`` (one loss per element).
@@ -12,7 +13,8 @@ from . import functional as F
 from ._checks import check_tensor
 from .module import Module
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss", "NLLLoss"]
+__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss",
+           "NLLLoss", "SmoothL1Loss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -28,13 +30,15 @@ def _legacy_reduction(size_average: bool | None, reduce: bool | None) -> str:
 
 
 class _Loss(Module):
+    _reductions = _REDUCTIONS
+
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
         if size_average is not None or reduce is not None:
             reduction = _legacy_reduction(size_average, reduce)
-        if reduction not in _REDUCTIONS:
+        if reduction not in self._reductions:
             raise ValueError(f"{type(self).__name__}: {reduction!r} is not a valid value for reduction "
-                             f"(expected one of {_REDUCTIONS})")
+                             f"(expected one of {self._reductions})")
         self.reduction = reduction
 
     def _check(self, input, target) -> None:
@@ -133,3 +137,92 @@ class BCEWithLogitsLoss(_Loss):
         self._check(input, target)
         return F.binary_cross_entropy_with_logits(input, target, self.weight, pos_weight=self.pos_weight,
                                                   reduction=self.reduction)
+
+
+class BCELoss(_WeightedLoss):
+    """loss = -w * [t * log(x) + (1 - t) * log(1 - x)] for probabilities x (after a Sigmoid), each log clamped
+    at -100. On logits, BCEWithLogitsLoss is the stabler choice.
+
+    Args:
+        weight: a Tensor broadcast against the loss, weighting each element.
+        size_average: deprecated (use reduction).
+        reduce: deprecated (use reduction).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    """loss = |input - target|, elementwise, then reduced (the mean absolute error).
+
+    Args:
+        size_average: deprecated (use reduction).
+        reduce: deprecated (use reduction).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """loss = 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic near zero,
+    linear for outliers.
+
+    Args:
+        size_average: deprecated (use reduction).
+        reduce: deprecated (use reduction).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        beta: where the loss turns from quadratic to linear (0 gives L1Loss).
+    """
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """loss = 0.5 d^2 where |d| < delta, else delta * (|d| - 0.5 delta) (d = input - target).
+
+    Args:
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        delta: where the loss turns from quadratic to linear (> 0).
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(_Loss):
+    """loss = target * (log(target) - input), for log-probabilities ``input`` (the KL divergence from the
+    target distribution); use ``reduction="batchmean"`` for the mathematical KL per sample.
+
+    Args:
+        size_average: deprecated (use reduction).
+        reduce: deprecated (use reduction).
+        reduction: ``"mean"`` (PyTorch's default, with its warning), ``"batchmean"``, ``"sum"`` or ``"none"``.
+        log_target: the target is given as log-probabilities.
+    """
+
+    _reductions = _REDUCTIONS + ("batchmean",)
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -1,11 +1,11 @@
-"""Shape layers: ``Flatten`` and ``Upsample``."""
+"""Shape layers: ``Flatten``, ``Unflatten`` and ``Upsample``."""
 from __future__ import annotations
 
 from . import functional as F
 from ._checks import check_rank, check_tensor
 from .module import Module
 
-__all__ = ["Flatten", "Upsample"]
+__all__ = ["Flatten", "Unflatten", "Upsample"]
 
 
 class Flatten(Module):
@@ -35,6 +35,34 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size``: (N, 784) -> (N, 1, 28, 28) with
+    ``Unflatten(1, (1, 28, 28))``; the inverse of Flatten.
+
+    Args:
+        dim: the dim to split.
+        unflattened_size: the sizes it becomes (their product must be its size; one may be -1).
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)) or not all(isinstance(n, int) for n in unflattened_size):
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple or list of ints, got {unflattened_size!r}")
+        self.dim = dim
+        self.unflattened_size = tuple(unflattened_size)
+
+    def forward(self, input):
+        check_tensor(self, input)
+        ndim = input.ndim
+        if not -ndim <= self.dim < max(ndim, 1):
+            raise IndexError(f"{self!r}: dim {self.dim} is out of range for input of shape {tuple(input.shape)}")
+        d = self.dim % ndim
+        return input.reshape(*input.shape[:d], *self.unflattened_size, *input.shape[d + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Upsample(Module):

@@ -1,4 +1,4 @@
-"""Batch normalisation: ``BatchNorm1d`` and ``BatchNorm2d``.
+"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d`` and ``LayerNorm``.
 
     y = (x - mean) / sqrt(var + eps) * weight + bias        per channel c
 
@@ -15,11 +15,11 @@ from ..backend import normalize_device, to_device
 from ..tensor import Tensor
 from . import functional as F
 from . import init
-from ._checks import check_like, check_rank, check_size, count
+from ._checks import check_like, check_rank, check_size, check_tensor, count, size_arg
 from .module import Module
 from .parameter import _empty_parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
 
 class _BatchNorm(Module):
@@ -29,6 +29,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        num_features = size_arg(type(self).__name__, "num_features", num_features)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -133,3 +134,59 @@ class BatchNorm2d(_BatchNorm):
     def _check_input(self, input) -> None:
         check_rank(self, input, (4,), "4-D input (N, C, H, W)")
         check_size(self, input, 1, self.num_features, count(self.num_features, "channel"))
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the last dims of each sample (the normalisation of transformers):
+
+        y = (x - mean) / sqrt(var + eps) * weight + bias
+
+    with the mean and (biased) variance over the last ``len(normalized_shape)`` dims; weight and bias have
+    ``normalized_shape``. No running statistics: training and evaluation compute the same thing.
+
+    >>> import minidl as mdl, minidl.nn as nn
+    >>> nn.LayerNorm(8)(mdl.randn(4, 5, 8)).shape
+    (4, 5, 8)
+
+    Args:
+        normalized_shape: an int or a tuple: the trailing shape of the input to normalise over.
+        eps: added to the variance for stability.
+        elementwise_affine: learn weight (init 1) and bias (init 0).
+        bias: with ``elementwise_affine``, learn the bias too.
+        device: where to create the parameters.
+        dtype: their dtype (float32 by default).
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape = tuple(size_arg("LayerNorm", "normalized_shape", n) for n in shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = _empty_parameter(self.normalized_shape, device, dtype)
+            if bias:
+                self.bias = _empty_parameter(self.normalized_shape, device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """weight = 1, bias = 0."""
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        check_tensor(self, input)
+        check_like(self, input, self.weight)
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")

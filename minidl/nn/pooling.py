@@ -6,12 +6,23 @@ Input (N, C, H, W) or unbatched (C, H, W); each channel is pooled on its own, so
 from __future__ import annotations
 
 from . import functional as F
-from ._checks import check_rank
+from ._checks import check_rank, pair_arg
 from .module import Module
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
 
 _LAYOUT = "3-D (C, H, W) or 4-D (N, C, H, W) input"
+
+
+def _check_window(layer: str, kernel_size, stride, padding, dilation=1) -> None:
+    """A pooling layer's window arguments, checked once at construction (F.max_pool2d's rules)."""
+    kernel = pair_arg(layer, "kernel_size", kernel_size, 1)
+    pair_arg(layer, "stride", stride, 1)
+    pair_arg(layer, "dilation", dilation, 1)
+    pad = pair_arg(layer, "padding", padding, 0)
+    if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+        raise ValueError(f"{layer}: padding should be at most half of the kernel size, got padding={padding}, "
+                         f"kernel_size={kernel_size}")
 
 
 class MaxPool2d(Module):
@@ -30,8 +41,11 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
+        if stride is None or (not isinstance(stride, int) and len(stride) == 0):  # PyTorch also accepts []
+            stride = kernel_size
+        _check_window("MaxPool2d", kernel_size, stride, padding, dilation)
         self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
+        self.stride = stride
         self.padding = padding
         self.dilation = dilation
         self.return_indices = return_indices
@@ -62,8 +76,13 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
+        if stride is None or (not isinstance(stride, int) and len(stride) == 0):
+            stride = kernel_size
+        _check_window("AvgPool2d", kernel_size, stride, padding)
+        if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
+            raise ValueError(f"AvgPool2d: divisor_override must be a non-zero int or None, got {divisor_override!r}")
         self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
+        self.stride = stride
         self.padding = padding
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad

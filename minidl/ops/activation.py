@@ -1,14 +1,18 @@
-"""Activations: relu, leaky_relu, sigmoid, tanh, softmax, log_softmax.
+"""Activations: relu, leaky_relu, sigmoid, tanh, softmax, log_softmax, elu, gelu, silu, softplus, hardtanh,
+relu6.
 
 Each backward uses what the forward already computed (the output, or a mask) so no work is repeated.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, threads
 from ..kernels import kernels_for
+from .checks import KERNEL_DTYPES, check_kernel_float
 
 
 class ReLU(Function):
@@ -118,16 +122,150 @@ class LogSoftmax(Function):
         return gy - get_array_module(y).exp(y) * gy.sum(axis=ctx.dim, keepdims=True)
 
 
+class ELU(Function):
+    """y = x if x > 0 else a (e^x - 1).   gx = gy if x > 0 else gy (y + a)   (the slope a e^x is y + a)."""
+
+    def forward(ctx, x, alpha):
+        xp = get_array_module(x)
+        positive = x > 0
+        y = xp.where(positive, x, alpha * xp.expm1(xp.minimum(x, 0))).astype(x.dtype, copy=False)
+        ctx.save_for_backward(positive, y)
+        ctx.alpha = alpha
+        return y
+
+    def backward(ctx, gy):
+        positive, y = ctx.saved
+        return get_array_module(gy).where(positive, gy, gy * (y + ctx.alpha)).astype(gy.dtype, copy=False)
+
+
+def _erf_loop(x, out):
+    for i in range(x.size):
+        out[i] = math.erf(x[i])
+
+
+_compiled = {}
+
+
+def _erf(x):
+    """The error function, elementwise, on the device of ``x``. NumPy has none: on the CPU a Numba loop over
+    ``math.erf`` (compiled on first use, so ``import minidl`` does not pay for Numba; run as Python under
+    NUMBA_DISABLE_JIT)."""
+    xp = get_array_module(x)
+    if xp is not np:
+        from cupyx.scipy.special import erf
+        return erf(x)
+    if "erf" not in _compiled:
+        from numba import njit
+        _compiled["erf"] = njit(cache=True)(_erf_loop)
+    out = np.empty(x.shape, dtype=x.dtype)
+    _compiled["erf"](np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
+
+
+class GELU(Function):
+    """y = x Phi(x), Phi the standard normal CDF: each input is kept with the probability that a standard
+    normal is below it (Hendrycks & Gimpel, 2016).
+
+    approximate="none":  Phi(x) = (1 + erf(x / sqrt 2)) / 2,   gx = gy (Phi(x) + x phi(x)),
+                         phi(x) = e^(-x^2 / 2) / sqrt(2 pi) the normal density.
+    approximate="tanh":  y = x (1 + t) / 2 with t = tanh(u), u = sqrt(2 / pi) (x + 0.044715 x^3),
+                         gx = gy ((1 + t) / 2 + x (1 - t^2) sqrt(2 / pi) (1 + 3 * 0.044715 x^2) / 2).
+    """
+
+    def forward(ctx, x, approximate):
+        xp = get_array_module(x)
+        if approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = xp.tanh(k * (x + 0.044715 * x ** 3))
+            y = 0.5 * x * (1 + t)
+            ctx.save_for_backward(x, t)
+        else:
+            cdf = 0.5 * (1 + _erf(x * x.dtype.type(1 / math.sqrt(2))))
+            y = x * cdf
+            ctx.save_for_backward(x, cdf)
+        ctx.approximate = approximate
+        return y.astype(x.dtype, copy=False)
+
+    def backward(ctx, gy):
+        x, saved = ctx.saved
+        xp = get_array_module(x)
+        if ctx.approximate == "tanh":
+            t, k = saved, math.sqrt(2 / math.pi)
+            gx = gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
+        else:
+            pdf = xp.exp(-0.5 * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
+            gx = gy * (saved + x * pdf)
+        return gx.astype(gy.dtype, copy=False)
+
+
+class SiLU(Function):
+    """y = x sigmoid(x) (also called swish).   gx = gy s (1 + x (1 - s)), s = sigmoid(x)."""
+
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        s = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    def backward(ctx, gy):
+        x, s = ctx.saved
+        return gy * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    """y = log(1 + e^(b x)) / b, a smooth ReLU; y = x where b x > threshold (there they agree to float precision).
+
+    gx = gy sigmoid(b x) (1 above the threshold). Computed as max(z, 0) + log1p(e^-|z|), z = b x, which
+    never overflows.
+    """
+
+    def forward(ctx, x, beta, threshold):
+        xp = get_array_module(x)
+        z = x * beta
+        linear = z > threshold
+        y = xp.where(linear, x, (xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))) / beta).astype(x.dtype, copy=False)
+        ctx.save_for_backward(z, linear)
+        return y
+
+    def backward(ctx, gy):
+        z, linear = ctx.saved
+        xp = get_array_module(z)
+        e = xp.exp(-xp.abs(z))
+        s = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return xp.where(linear, gy, gy * s).astype(gy.dtype, copy=False)
+
+
+class Hardtanh(Function):
+    """y = min(max(x, lo), hi).   gx = gy where lo < x < hi, else 0 (PyTorch's choice at the corners)."""
+
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward((x > lo) & (x < hi))
+        return get_array_module(x).clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    def backward(ctx, gy):
+        inside, = ctx.saved
+        return gy * inside
+
+
 def _maybe_inplace(input, out, inplace: bool):
     """PyTorch's ``inplace=True``: write the result into ``input`` when no graph is being recorded."""
     if inplace and not (is_grad_enabled() and input.requires_grad):
         input.array[...] = out.array
+        input._bump_version()  # a graph that saved input (as another op's operand) must not use the new values
         return input
     return out
 
 
 def relu(input, inplace: bool = False):
-    """``max(input, 0)`` elementwise."""
+    """``max(input, 0)`` elementwise.
+
+    Args:
+        input: any shape; float32, float64 or an integer dtype.
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+    """
+    if input.dtype not in KERNEL_DTYPES and input.dtype.kind not in "iu":  # the kernel also has integer versions
+        check_kernel_float("relu", "input", input)
     return _maybe_inplace(input, ReLU.apply(input), inplace)
 
 
@@ -154,11 +292,115 @@ def _softmax_dim(op, input, dim):
     return dim % input.ndim
 
 
-def softmax(input, dim=None):
-    """Softmax along ``dim``: non-negative, sums to one."""
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """Softmax along ``dim``: non-negative, sums to one.
+
+    Args:
+        input: any shape.
+        dim: the axis to normalise.
+        _stacklevel: PyTorch's internal argument, accepted for compatibility.
+        dtype: cast the input to this dtype first (e.g. ``mdl.float64`` for more precision).
+    """
+    if dtype is not None:
+        input = input.to(dtype)
     return Softmax.apply(input, _softmax_dim("softmax", input, dim))
 
 
-def log_softmax(input, dim=None):
-    """``log(softmax(input, dim))``, computed stably."""
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """``log(softmax(input, dim))``, computed stably.
+
+    Args:
+        input: any shape.
+        dim: the axis to normalise.
+        _stacklevel: PyTorch's internal argument, accepted for compatibility.
+        dtype: cast the input to this dtype first.
+    """
+    if dtype is not None:
+        input = input.to(dtype)
     return LogSoftmax.apply(input, _softmax_dim("log_softmax", input, dim))
+
+
+def _check_floating(op: str, input) -> None:
+    if input.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point input, got dtype {input.dtype}; use .float()")
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False):
+    """Exponential linear unit: ``input`` where positive, ``alpha * (exp(input) - 1)`` elsewhere.
+
+    Args:
+        input: any shape, floating point.
+        alpha: the value the output approaches for very negative input is ``-alpha``.
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+
+    >>> import minidl as mdl
+    >>> [round(v, 4) for v in elu(mdl.tensor([-1.0, 2.0])).tolist()]
+    [-0.6321, 2.0]
+    """
+    _check_floating("elu", input)
+    return _maybe_inplace(input, ELU.apply(input, float(alpha)), inplace)
+
+
+def gelu(input, approximate: str = "none"):
+    """Gaussian error linear unit ``x * Phi(x)`` (Phi the standard normal CDF), used by transformers.
+
+    Args:
+        input: any shape, floating point.
+        approximate: ``"none"`` (exact, with erf) or ``"tanh"`` (the tanh approximation of GPT-2 and BERT).
+
+    >>> import minidl as mdl
+    >>> [round(v, 4) for v in gelu(mdl.tensor([-1.0, 1.0])).tolist()]
+    [-0.1587, 0.8413]
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    _check_floating("gelu", input)
+    return GELU.apply(input, approximate)
+
+
+def silu(input, inplace: bool = False):
+    """Sigmoid linear unit (swish): ``x * sigmoid(x)``.
+
+    Args:
+        input: any shape, floating point.
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+    """
+    _check_floating("silu", input)
+    return _maybe_inplace(input, SiLU.apply(input), inplace)
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):
+    """``log(1 + exp(beta * x)) / beta``, a smooth ReLU; ``x`` itself where ``beta * x > threshold``.
+
+    Args:
+        input: any shape, floating point.
+        beta: sharpness (the larger, the closer to ReLU).
+        threshold: above this value of ``beta * x`` the function is the identity.
+    """
+    _check_floating("softplus", input)
+    return Softplus.apply(input, float(beta), float(threshold))
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    """Clamp to ``[min_val, max_val]``; the gradient is 1 strictly inside, 0 outside.
+
+    Args:
+        input: any shape, floating point.
+        min_val: the lower bound.
+        max_val: the upper bound (larger than ``min_val``).
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+    """
+    if max_val < min_val:
+        raise ValueError(f"hardtanh: max_val ({max_val}) cannot be less than min_val ({min_val})")
+    _check_floating("hardtanh", input)
+    return _maybe_inplace(input, Hardtanh.apply(input, float(min_val), float(max_val)), inplace)
+
+
+def relu6(input, inplace: bool = False):
+    """``min(max(x, 0), 6)``, MobileNet's activation (``hardtanh(x, 0, 6)``).
+
+    Args:
+        input: any shape, floating point.
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+    """
+    return hardtanh(input, 0.0, 6.0, inplace)

@@ -38,6 +38,22 @@ def check_float(op: str, name: str, t) -> None:
                         f"use .float()")
 
 
+# The dtypes the compiled kernels (minidl/kernels) are built for. Numba has no float16 arithmetic, and a
+# kernel called with one fails deep inside Numba ("NotImplementedError: float16"), so the ops that call a
+# kernel check first.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_kernel_float(op: str, name: str, t) -> None:
+    """Raise unless ``t`` is float32 or float64, the dtypes the compiled kernels run in (one comparison
+    when it is)."""
+    if t.dtype in KERNEL_DTYPES:
+        return
+    check_float(op, name, t)
+    raise TypeError(f"{op}: {name} has dtype {t.dtype}, but minidl's compiled kernels run in float32 or float64 "
+                    f"only; convert it with {name}.float() (and the model with model.float())")
+
+
 def pair(value, name: str, op: str) -> tuple:
     """``3 -> (3, 3)``; ``(1, 2)`` stays; anything else is an error naming the argument."""
     if isinstance(value, int):

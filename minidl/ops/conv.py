@@ -44,7 +44,7 @@ from ..autograd import Function
 from ..backend import get_array_module, threads
 from ..kernels import kernels_for
 from . import blocks, winograd
-from .checks import check_float, check_ndim, check_same_dtype, pair
+from .checks import check_kernel_float, check_ndim, check_same_dtype, pair
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
@@ -260,13 +260,15 @@ def _check_conv_args(op: str, input, weight, bias, groups):
     """The checks shared by conv2d and conv_transpose2d: ranks, dtypes, devices, groups."""
     check_ndim(op, "input", input, (3, 4))
     check_ndim(op, "weight", weight, 4)
-    check_float(op, "input", input)
+    check_kernel_float(op, "input", input)
     check_same_dtype(op, input=input, weight=weight, bias=bias)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     if min(input.shape[-2:]) < 1:
         raise ValueError(f"{op}: expected input with non-zero height and width, got input of shape "
                          f"{tuple(input.shape)}")
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"{op}: kernel size should be greater than zero, got weight of shape {tuple(weight.shape)}")
 
 
 def add_batch_axis(input):
@@ -304,6 +306,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     stride = _positive_pair(stride, "stride", op)
     dilation = _positive_pair(dilation, "dilation", op)
     O, Cg, KH, KW = weight.shape
+    if Cg < 1:
+        raise ValueError(f"{op}: expected weight with at least one input channel, got weight of shape "
+                         f"{tuple(weight.shape)}")
     if O % groups:
         raise ValueError(f"{op}: out_channels (weight.shape[0] = {O}) must be divisible by groups={groups} "
                          f"(weight {tuple(weight.shape)})")

@@ -1,4 +1,5 @@
-"""Losses: cross_entropy, nll_loss, mse_loss, binary_cross_entropy_with_logits.
+"""Losses: cross_entropy, nll_loss, mse_loss, binary_cross_entropy_with_logits, binary_cross_entropy, l1_loss,
+smooth_l1_loss, huber_loss, kl_div.
 
 Every loss takes PyTorch's ``reduction``: ``"none"`` keeps one loss per position, ``"sum"`` adds them,
 ``"mean"`` divides the sum by a count (by the total class weight of the targets for the class-index
@@ -316,6 +317,157 @@ class BCEWithLogits(Function):
         return gx, gt
 
 
+class BinaryCrossEntropy(Function):
+    """Binary cross-entropy on probabilities (after a sigmoid), PyTorch's ``F.binary_cross_entropy``.
+
+    Notation: x probabilities in [0, 1], t targets in [0, 1], w a weight broadcast to x's shape (1 when not
+    given). Each log is clamped at -100 so x = 0 or 1 gives a large finite loss rather than inf (PyTorch's rule):
+        loss = -w (t max(log x, -100) + (1 - t) max(log(1 - x), -100))
+        gx = g w (x - t) / max(x (1 - x), 1e-12)
+        gt = g w (max(log(1 - x), -100) - max(log x, -100))
+    For logits, ``binary_cross_entropy_with_logits`` is the stabler choice: it never forms x at all.
+    """
+
+    def forward(ctx, x, t, weight=None, reduction="mean"):
+        xp = get_array_module(x)
+        with np.errstate(divide="ignore"):
+            log_x = xp.maximum(xp.log(x), -100)
+            log_1mx = xp.maximum(xp.log1p(-x), -100)
+        loss = -(t * log_x + (1 - t) * log_1mx)
+        if weight is not None:
+            loss = loss * weight
+        ctx.save_for_backward(x, t, log_x, log_1mx, weight)
+        ctx.reduction, ctx.count = reduction, loss.size
+        return _reduce(loss.astype(x.dtype, copy=False), reduction)
+
+    def backward(ctx, gy):
+        x, t, log_x, log_1mx, weight = ctx.saved
+        xp = get_array_module(x)
+        need_x, need_t = ctx.needs_input_grad[:2]
+        g = _upstream(gy, ctx.reduction, ctx.count)
+        if weight is not None:
+            g = g * weight
+        gx = g * (x - t) / xp.maximum(x * (1 - x), 1e-12) if need_x else None
+        gt = g * (log_1mx - log_x) if need_t else None
+        return gx, gt
+
+
+class L1Loss(Function):
+    """Mean absolute error with broadcasting, optionally weighted.
+
+    Notation: d = x - t (broadcast), w a weight of x's shape (1 when not given):
+        loss_i = w_i |d_i|;   'mean' divides sum_i loss_i by the number of elements, or by sum(w) when
+        weighted (PyTorch's rule, as for mse_loss).
+        gx = g w sign(d),  gt = -g w sign(d)   (sign(0) = 0: the subgradient PyTorch picks at the kink)
+    """
+
+    def forward(ctx, x, t, weight=None, reduction="mean"):
+        xp = get_array_module(x)
+        d = x - t
+        loss = xp.abs(d) if weight is None else xp.abs(d) * weight
+        ctx.count = (loss.size if weight is None else weight.sum()) if reduction == "mean" else None
+        ctx.save_for_backward(d, weight)
+        ctx.reduction, ctx.x_shape, ctx.t_shape = reduction, x.shape, t.shape
+        return _reduce(loss, reduction, ctx.count)
+
+    def backward(ctx, gy):
+        d, weight = ctx.saved
+        need_x, need_t = ctx.needs_input_grad[:2]
+        gd = _upstream(gy, ctx.reduction, ctx.count) * get_array_module(d).sign(d)
+        if weight is not None:
+            gd = gd * weight
+        return (sum_to(gd, ctx.x_shape) if need_x else None), (sum_to(-gd, ctx.t_shape) if need_t else None)
+
+
+class SmoothL1Loss(Function):
+    """Smooth L1 and Huber losses: quadratic for small errors, linear (robust to outliers) for large ones.
+
+    Notation: d = x - t (broadcast), z = |d|, k the threshold (``beta`` for smooth L1, ``delta`` for Huber):
+        smooth L1:  loss = 0.5 d^2 / k      if z < k,  z - 0.5 k          otherwise;  gx = g d / k  or  g sign(d)
+        Huber:      loss = 0.5 d^2          if z < k,  k (z - 0.5 k)      otherwise;  gx = g d      or  g k sign(d)
+    so ``huber = k * smooth_l1``; both are continuous with a continuous slope at z = k. gt = -gx (summed back
+    to t's shape). An optional weight w of x's shape multiplies each loss (Huber only, PyTorch's API; 'mean'
+    still divides by the number of elements).
+    """
+
+    def forward(ctx, x, t, weight=None, k=1.0, huber=False, reduction="mean"):
+        xp = get_array_module(x)
+        d = x - t
+        z = xp.abs(d)
+        small = z < k
+        if huber:
+            loss = xp.where(small, 0.5 * d * d, k * (z - 0.5 * k))
+        else:
+            loss = xp.where(small, 0.5 * d * d / k, z - 0.5 * k)
+        if weight is not None:
+            loss = loss * weight
+        ctx.save_for_backward(d, small, weight)
+        ctx.k, ctx.huber, ctx.reduction, ctx.count = k, huber, reduction, loss.size
+        ctx.x_shape, ctx.t_shape = x.shape, t.shape
+        return _reduce(loss.astype(x.dtype, copy=False), reduction)
+
+    def backward(ctx, gy):
+        d, small, weight = ctx.saved
+        xp = get_array_module(d)
+        need_x, need_t = ctx.needs_input_grad[:2]
+        k = ctx.k
+        slope = xp.where(small, d, k * xp.sign(d)) if ctx.huber else xp.where(small, d / k, xp.sign(d))
+        gd = _upstream(gy, ctx.reduction, ctx.count) * slope
+        if weight is not None:
+            gd = gd * weight
+        gd = gd.astype(d.dtype, copy=False)
+        return (sum_to(gd, ctx.x_shape) if need_x else None), (sum_to(-gd, ctx.t_shape) if need_t else None)
+
+
+class KLDiv(Function):
+    """Kullback-Leibler divergence KL(t || p) with x = log p given (after log_softmax), PyTorch's ``F.kl_div``.
+
+    Notation: x log-probabilities, t target probabilities (or log-probabilities lt with ``log_target``):
+        loss = t (log t - x)            (0 where t = 0: the limit of t log t)
+        gx = -g t,   gt = g (log t + 1 - x)
+    with ``log_target``, t = e^lt:
+        loss = e^lt (lt - x),   gx = -g e^lt,   gt = g e^lt (lt - x + 1)
+    'batchmean' divides the sum by the batch size N (the true KL per sample), 'mean' by the number of elements.
+    """
+
+    def forward(ctx, x, t, reduction="mean", log_target=False):
+        xp = get_array_module(x)
+        if log_target:
+            p_t = xp.exp(t)
+            loss = p_t * (t - x)
+        else:
+            p_t = t
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_t = xp.log(t)
+            loss = xp.where(t > 0, t * (log_t - x), 0).astype(x.dtype, copy=False)
+            ctx.log_t = log_t
+        ctx.save_for_backward(x, t, p_t)
+        ctx.log_target, ctx.x_shape, ctx.t_shape = log_target, x.shape, t.shape
+        if reduction == "batchmean":  # a mean whose divisor is the batch size
+            reduction, ctx.count = "mean", (x.shape[0] if x.ndim else 1)
+        else:
+            ctx.count = loss.size
+        ctx.reduction = reduction
+        return _reduce(loss, reduction, ctx.count)
+
+    def backward(ctx, gy):
+        x, t, p_t = ctx.saved
+        xp = get_array_module(x)
+        need_x, need_t = ctx.needs_input_grad[:2]
+        g = _upstream(gy, ctx.reduction, ctx.count)
+        gx = gt = None
+        if need_x:
+            gx = sum_to(-g * p_t, ctx.x_shape)
+        if need_t:
+            if ctx.log_target:
+                gt = g * p_t * (t - x + 1)
+            else:
+                with np.errstate(invalid="ignore"):
+                    gt = g * (ctx.log_t + 1 - x)
+            gt = sum_to(xp.asarray(gt, dtype=x.dtype), ctx.t_shape)
+        return gx, gt
+
+
 # ----------------------------------------------------------------------------------------- public API
 def _batched(input, target):
     """An unbatched (C,) input becomes (1, C) and its target gains the batch axis too."""
@@ -514,3 +666,177 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return BCEWithLogits.apply(input, target, weight=None if weight is None else weight.array,
                                pos_weight=None if pos_weight is None else pos_weight.array, reduction=reduction)
 
+
+def _broadcast_target(op: str, input, target) -> None:
+    """PyTorch's rule for the regression losses: a target of another shape is broadcast, with a warning."""
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"{op}: Using a target size {tuple(target.shape)} that is different to the input size "
+                      f"{tuple(input.shape)}. This will likely lead to incorrect results due to broadcasting. "
+                      f"Please ensure they have the same size.", stacklevel=3)
+        try:
+            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise ValueError(f"{op}: input of shape {tuple(input.shape)} and target of shape "
+                             f"{tuple(target.shape)} cannot be broadcast together") from None
+
+
+def _loss_weight(op: str, weight, input):
+    """A constant elementwise weight of the input's shape, as a raw array (or None)."""
+    if weight is None:
+        return None
+    _no_grad_argument(op, "weight", weight)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: weight must have the input's shape {tuple(input.shape)}, got weight of shape "
+                         f"{tuple(weight.shape)}")
+    return weight.array
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """Binary cross-entropy between probabilities and targets, PyTorch's ``F.binary_cross_entropy``.
+
+    ``loss = -weight * (t * log(x) + (1 - t) * log(1 - x))``, each log clamped at -100. Use it after a
+    sigmoid (``nn.Sigmoid`` then ``nn.BCELoss``); on logits, ``binary_cross_entropy_with_logits`` is stabler.
+
+    Args:
+        input: probabilities in [0, 1], any shape.
+        target: targets in [0, 1], the input's shape and dtype (gradients flow to it too).
+        weight: None, or a rescaling weight broadcastable to the input's shape (no gradient).
+        size_average: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduce: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+
+    Returns:
+        A 0-d tensor, or the input's shape for ``reduction="none"``.
+
+    Raises:
+        ValueError: a target of another shape, or an input outside [0, 1].
+
+    >>> import minidl as mdl
+    >>> round(binary_cross_entropy(mdl.tensor([0.8]), mdl.tensor([1.0])).item(), 4)
+    0.2231
+    """
+    op = "binary_cross_entropy"
+    reduction = _reduction(op, reduction, size_average, reduce)
+    check_float(op, "input", input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: Using a target size ({tuple(target.shape)}) that is different to the input size "
+                         f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
+    check_same_dtype(op, input=input, target=target, weight=weight)
+    x = input.array
+    if x.size and not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError(f"{op}: all elements of input should be between 0 and 1 (probabilities; for logits use "
+                         f"binary_cross_entropy_with_logits)")
+    w = None
+    if weight is not None:
+        _no_grad_argument(op, "weight", weight)
+        try:
+            np.broadcast_shapes(tuple(weight.shape), tuple(input.shape))
+        except ValueError:
+            raise ValueError(f"{op}: weight of shape {tuple(weight.shape)} cannot be broadcast to the input's "
+                             f"shape {tuple(input.shape)}") from None
+        w = weight.array
+    return BinaryCrossEntropy.apply(input, target, weight=w, reduction=reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    """Mean absolute error ``|input - target|``, PyTorch's ``F.l1_loss``.
+
+    Args:
+        input: any shape.
+        target: broadcastable with ``input`` (with a warning when the shapes differ), same dtype.
+        size_average: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduce: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+        weight: None, or a weight of the input's shape multiplying each error (no gradient); ``"mean"`` then
+            divides by ``weight.sum()``.
+
+    Returns:
+        A 0-d tensor, or the broadcast shape for ``reduction="none"``.
+    """
+    op = "l1_loss"
+    reduction = _reduction(op, reduction, size_average, reduce)
+    check_float(op, "input", input)
+    check_same_dtype(op, input=input, target=target, weight=weight)
+    _broadcast_target(op, input, target)
+    return L1Loss.apply(input, target, weight=_loss_weight(op, weight, input), reduction=reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+    """Smooth L1 loss: ``0.5 d^2 / beta`` where ``|d| < beta``, ``|d| - 0.5 beta`` elsewhere (d = input - target).
+
+    Args:
+        input: any shape.
+        target: broadcastable with ``input`` (with a warning when the shapes differ), same dtype.
+        size_average: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduce: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+        beta: where the loss turns from quadratic to linear, >= 0; 0 gives ``l1_loss``.
+
+    Returns:
+        A 0-d tensor, or the broadcast shape for ``reduction="none"``.
+    """
+    op = "smooth_l1_loss"
+    reduction = _reduction(op, reduction, size_average, reduce)
+    if beta < 0:
+        raise ValueError(f"{op}: does not support negative values for beta, got beta={beta}")
+    check_float(op, "input", input)
+    check_same_dtype(op, input=input, target=target)
+    _broadcast_target(op, input, target)
+    if beta == 0:
+        return L1Loss.apply(input, target, reduction=reduction)
+    return SmoothL1Loss.apply(input, target, k=float(beta), huber=False, reduction=reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
+    """Huber loss: ``0.5 d^2`` where ``|d| < delta``, ``delta (|d| - 0.5 delta)`` elsewhere (d = input - target).
+
+    Args:
+        input: any shape.
+        target: broadcastable with ``input`` (with a warning when the shapes differ), same dtype.
+        reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+        delta: where the loss turns from quadratic to linear, > 0.
+        weight: None, or a weight of the input's shape multiplying each loss (no gradient); ``"mean"`` still
+            divides by the number of elements (PyTorch's rule).
+
+    Returns:
+        A 0-d tensor, or the broadcast shape for ``reduction="none"``.
+    """
+    op = "huber_loss"
+    reduction = _reduction(op, reduction, None, None)
+    if not delta > 0:
+        raise ValueError(f"{op}: does not support non-positive values for delta, got delta={delta}")
+    check_float(op, "input", input)
+    check_same_dtype(op, input=input, target=target, weight=weight)
+    _broadcast_target(op, input, target)
+    return SmoothL1Loss.apply(input, target, weight=_loss_weight(op, weight, input), k=float(delta), huber=True,
+                              reduction=reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+    """Kullback-Leibler divergence ``sum t (log t - input)`` with ``input`` log-probabilities, PyTorch's ``F.kl_div``.
+
+    Args:
+        input: log-probabilities (e.g. ``log_softmax(logits, dim=1)``), any shape.
+        target: probabilities of the input's shape (or log-probabilities with ``log_target=True``).
+        size_average: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduce: deprecated PyTorch flag, translated to ``reduction`` with a warning.
+        reduction: ``"batchmean"`` (the sum over all elements divided by the batch size: the mathematical KL
+            per sample, the one to use), ``"mean"`` (divided by the number of elements, with PyTorch's
+            warning), ``"sum"`` or ``"none"``.
+        log_target: the target is given as log-probabilities.
+
+    Returns:
+        A 0-d tensor, or the broadcast shape for ``reduction="none"``.
+    """
+    op = "kl_div"
+    if reduction != "batchmean":
+        reduction = _reduction(op, reduction, size_average, reduce)
+    if reduction == "mean":
+        warnings.warn(f"{op}: reduction: 'mean' divides the total loss by both the batch size and the support "
+                      "size. 'batchmean' divides only by the batch size, and aligns with the KL div math "
+                      "definition. 'mean' will be changed to behave the same as 'batchmean' in the next major "
+                      "release.", stacklevel=2)
+    check_float(op, "input", input)
+    check_same_dtype(op, input=input, target=target)
+    _broadcast_target(op, input, target)
+    return KLDiv.apply(input, target, reduction=reduction, log_target=bool(log_target))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
-from .checks import check_float, check_same_dtype
+from .checks import check_float, check_kernel_float, check_same_dtype
 
 
 class BatchNorm(Function):
@@ -139,6 +139,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                     ("bias", bias)):
         _check_per_channel(name, t, C, input)
     if training:
+        check_kernel_float("batch_norm", "input", input)  # batch statistics come from a compiled kernel
         if input.array.size // max(C, 1) == 1:
             raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")

@@ -18,7 +18,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import kernels_for
-from .checks import check_float, check_ndim, pair
+from .checks import check_kernel_float, check_ndim, pair
 from .conv import add_batch_axis
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool
 def _pool_args(op: str, input, kernel_size, stride, padding, dilation, ceil_mode: bool):
     """Check a pooling call; return (kernel_size, stride, padding, dilation, output_size) as pairs."""
     check_ndim(op, "input", input, (3, 4))
-    check_float(op, "input", input)
+    check_kernel_float(op, "input", input)
     if min(input.shape[-2:]) < 1:
         raise ValueError(f"{op}: expected input with non-zero height and width, got input of shape "
                          f"{tuple(input.shape)}")
@@ -225,7 +225,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """
     op = "adaptive_avg_pool2d"
     check_ndim(op, "input", input, (3, 4))
-    check_float(op, "input", input)
+    check_kernel_float(op, "input", input)
     if min(input.shape[-2:]) < 1:
         raise ValueError(f"{op}: expected input with non-zero height and width, got input of shape "
                          f"{tuple(input.shape)}")
