@@ -155,6 +155,144 @@ class Abs(Function):
         return gy * sign
 
 
+class Sin(Function):
+    """y = sin x.   gx = gy * cos x."""
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).sin(x)
+
+    def backward(ctx, gy):
+        x, = ctx.saved
+        return gy * get_array_module(x).cos(x)
+
+
+class Cos(Function):
+    """y = cos x.   gx = -gy * sin x."""
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).cos(x)
+
+    def backward(ctx, gy):
+        x, = ctx.saved
+        return -gy * get_array_module(x).sin(x)
+
+
+class Log1p(Function):
+    """y = ln(1 + x), exact for small x.   gx = gy / (1 + x)."""
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log1p(x)
+
+    def backward(ctx, gy):
+        x, = ctx.saved
+        return gy / (1 + x)
+
+
+class Expm1(Function):
+    """y = e^x - 1, exact for small x.   gx = gy * (y + 1)."""
+
+    def forward(ctx, x):
+        y = get_array_module(x).expm1(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, gy):
+        y, = ctx.saved
+        return gy * (y + 1)
+
+
+class Step(Function):
+    """y = f(x) for a piecewise-constant f: ``floor``, ``ceil``, ``round``, ``trunc`` or ``sign``.
+
+    gx = 0: f is flat wherever it has a derivative (PyTorch's rule too).
+    """
+
+    def forward(ctx, x, fn, decimals=0):
+        ctx.x_shape = x.shape
+        xp = get_array_module(x)
+        if x.dtype.kind in "iub" and fn != "sign":
+            return x.copy()
+        if fn == "round":
+            return xp.round(x, decimals)  # halves to even, as PyTorch
+        return getattr(xp, fn)(x)
+
+    def backward(ctx, gy):
+        return get_array_module(gy).zeros(ctx.x_shape, dtype=gy.dtype)
+
+
+class Clone(Function):
+    """y = a copy of x, with its own memory.   gx = gy."""
+
+    def forward(ctx, x):
+        return x.copy()
+
+    def backward(ctx, gy):
+        return gy
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise.   ga = gy where a > b, gb = gy where b > a; a tie gives each gy / 2
+    (PyTorch's rule)."""
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a, b).maximum(a, b)
+
+    def backward(ctx, gy):
+        a, b = ctx.saved
+        return _split_by_winner(ctx, gy, a > b, a == b, _shape(a), _shape(b))
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise.   ga = gy where a < b, gb = gy where b < a; a tie gives each gy / 2."""
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a, b).minimum(a, b)
+
+    def backward(ctx, gy):
+        a, b = ctx.saved
+        return _split_by_winner(ctx, gy, a < b, a == b, _shape(a), _shape(b))
+
+
+def _split_by_winner(ctx, gy, a_wins, tie, a_shape, b_shape):
+    """The gradients of ``maximum``/``minimum``: all of gy to the winner, half to each on a tie."""
+    share_a = (a_wins + 0.5 * tie).astype(gy.dtype, copy=False)
+    need_a, need_b = ctx.needs_input_grad
+    return (sum_to(gy * share_a, a_shape) if need_a else None,
+            sum_to(gy * (1 - share_a), b_shape) if need_b else None)
+
+
+class MaskedFill(Function):
+    """y = value where mask, else x (mask broadcast to x's shape).
+
+    gx = gy where not mask, else 0;   g_value = the sum of gy where mask (when value is a 0-d tensor).
+    """
+
+    def forward(ctx, x, mask, value):
+        xp = get_array_module(x)
+        try:
+            mask = xp.broadcast_to(mask, x.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {x.shape}") from None
+        if mask.dtype != bool:
+            raise TypeError(f"masked_fill: expected a boolean mask, got dtype {mask.dtype}")
+        ctx.mask, ctx.value_shape = mask, _shape(value)
+        y = x.copy()
+        xp.copyto(y, value, where=mask, casting="unsafe")  # PyTorch casts the value to x's dtype
+        return y
+
+    def backward(ctx, gy):
+        need_x, _, need_value = ctx.needs_input_grad
+        xp = get_array_module(gy)
+        zero = gy.dtype.type(0)
+        return (xp.where(ctx.mask, zero, gy) if need_x else None, None,
+                xp.where(ctx.mask, gy, zero).sum().reshape(ctx.value_shape) if need_value else None)
+
+
 class Clip(Function):
     """y = min(max(x, lo), hi).   gx = gy where lo <= x <= hi, else 0 (PyTorch's clamp rule)."""
 
@@ -212,6 +350,26 @@ class ToDevice(Function):
         return to_device(gy, ctx.x_device)
 
 
-def where(condition, input, other):
-    """``input`` where ``condition`` holds, else ``other``; gradients flow to both."""
+def where(condition, input=None, other=None):
+    """``input`` where ``condition`` holds, else ``other``; gradients flow to both.
+
+    Args:
+        condition: a boolean Tensor, broadcast with ``input`` and ``other``.
+        input, other: Tensors or Python numbers. Two numbers give a tensor of the default dtype (float32)
+            or int64, as ``torch.where`` does. With neither, ``where(condition)`` is
+            ``condition.nonzero(as_tuple=True)``.
+
+    Returns:
+        A Tensor of the broadcast shape.
+
+    >>> import minidl as mdl
+    >>> mdl.where(mdl.tensor([True, False]), mdl.tensor([1.0, 2.0]), 0.0)
+    tensor([1., 0.])
+    """
+    from ..tensor import Tensor, tensor
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        dtype = tensor([input, other]).dtype  # torch.tensor's rule, applied to the pair
+        input, other = tensor(input, dtype=dtype), tensor(other, dtype=dtype)
     return Where.apply(condition, input, other)

@@ -1,7 +1,8 @@
-"""Ops that move elements around without arithmetic: reshape, transpose, broadcast, indexing, cat, stack.
+"""Ops that move elements around without arithmetic: reshape, transpose, broadcast, repeat, indexing, cat,
+stack, split.
 
 Their backward moves the gradient back the same way: reshape it back, transpose by the inverse
-permutation, sum over broadcast axes, scatter-add into the indexed positions, split.
+permutation, sum over broadcast or repeated copies, scatter-add into the indexed positions, split, join.
 """
 from __future__ import annotations
 
@@ -51,6 +52,42 @@ class BroadcastTo(Function):
         return sum_to(gy, ctx.x_shape)
 
 
+class Repeat(Function):
+    """y = x tiled ``reps[d]`` times along each dim d (PyTorch's ``repeat``, NumPy's ``tile``).
+
+    Notation: x (S0, S1, ...) (with leading 1s when ``reps`` is longer), y (R0*S0, R1*S1, ...).
+    gx = gy viewed as (R0, S0, R1, S1, ...) and summed over the R axes: every copy sends its gradient back.
+    """
+
+    def forward(ctx, x, reps):
+        if len(reps) < x.ndim:
+            raise ValueError(f"repeat: {len(reps)} repeats given for a tensor of {x.ndim} dims; give at least one "
+                             "per dim")
+        ctx.x_shape = x.shape
+        ctx.shape = (1,) * (len(reps) - x.ndim) + x.shape
+        ctx.reps = tuple(reps)
+        return get_array_module(x).tile(x.reshape(ctx.shape), reps)
+
+    def backward(ctx, gy):
+        paired = tuple(n for r, s in zip(ctx.reps, ctx.shape) for n in (r, s))
+        return gy.reshape(paired).sum(axis=tuple(range(0, len(paired), 2))).reshape(ctx.x_shape)
+
+
+class Split(Function):
+    """y_0, y_1, ... = consecutive pieces of x along ``axis``, of the given ``sizes``.
+
+    gx = the pieces' gradients joined back along ``axis`` (zeros for a piece that got none).
+    """
+
+    def forward(ctx, x, sizes, axis):
+        ctx.axis = axis
+        ends = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+        return tuple(get_array_module(x).split(x, ends, axis=axis))
+
+    def backward(ctx, *gys):
+        return get_array_module(*gys).concatenate(gys, axis=ctx.axis)
+
+
 def unwrap_index(key):
     """Replace Tensors inside an index (``x[idx]``, ``x[:, idx]``) by their arrays."""
     from ..tensor import Tensor
@@ -63,7 +100,7 @@ def unwrap_index(key):
 
 def _is_advanced(key) -> bool:
     keys = key if isinstance(key, tuple) else (key,)
-    return any(hasattr(k, "shape") and k.ndim > 0 or isinstance(k, list) for k in keys)
+    return any(hasattr(k, "shape") and k.ndim > 0 or isinstance(k, (list, range)) for k in keys)
 
 
 class GetItem(Function):
