@@ -134,7 +134,7 @@ def write_report(out: Path, args, summary: dict, classes, command: str) -> None:
             markdown_table(["class", "this run", "report 001 (test)", "report 000 (SGD)"], rows), "",
         ]
     else:
-        rows = [[f"{i} {name}", f"{100 * per_class[i]:.1f}"] for i, name in enumerate(classes)]
+        rows = [[name, f"{100 * per_class[i]:.1f}"] for i, name in enumerate(classes)]
         rows.append(["**overall**", f"**{100 * summary['test_accuracy']:.2f}**"])
         text += [
             "Reported for MNIST: only report 002's \"> 95% after ~300 batches of 20\", with its own Model Builder "

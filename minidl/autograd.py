@@ -167,9 +167,8 @@ def _remember_versions(ctx, args, outs) -> None:
     instead. Here only integers are copied: the costly part of the check runs only when a version moved.
     """
     ctx.input_versions = [a._version_counter[0] if isinstance(a, Tensor) else None for a in args]
-    saved = ctx.saved
-    ctx.output_counters = [(t._version_counter, t._output_index) for t in outs
-                           if any(s is t.array for s in saved)]
+    kept = [t for t in outs for s in ctx.saved if s is t.array]
+    ctx.output_counters = [(t._version_counter, t._output_index) for t in kept]
 
 
 def _root(a):

@@ -82,6 +82,8 @@ class device(str):  # noqa: N801 - spelled like ``torch.device``
     def __eq__(self, other) -> bool:
         if not isinstance(other, str):
             return NotImplemented
+        if str.__eq__(self, other):  # the common case, ``t.device == "cpu"``, without parsing ``other``
+            return True
         try:
             other = device(other)
         except ValueError:
