@@ -877,3 +877,10 @@ def test_every_damaged_file_gives_a_serialization_error_naming_it(tmp_path, rng)
                                                np.uint8), a0=np.array([None], dtype=object))
     with pytest.raises(SerializationError, match="objects.npz' holds pickled Python objects"):
         serialization.load(objects)
+
+
+def test_unflatten_of_a_0d_tensor_is_a_clear_error(torch):
+    with pytest.raises(RuntimeError, match="IndexError"):  # torch: an IndexError wrapped in a RuntimeError
+        torch.nn.Unflatten(0, (1,))(torch.tensor(1.0))
+    with pytest.raises(IndexError, match="out of range"):
+        nn.Unflatten(0, (1,))(mdl.tensor(1.0))

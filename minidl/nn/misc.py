@@ -56,7 +56,7 @@ class Unflatten(Module):
     def forward(self, input):
         check_tensor(self, input)
         ndim = input.ndim
-        if not -ndim <= self.dim < max(ndim, 1):
+        if not -ndim <= self.dim < ndim:  # a 0-d input has no dim to unflatten
             raise IndexError(f"{self!r}: dim {self.dim} is out of range for input of shape {tuple(input.shape)}")
         d = self.dim % ndim
         return input.reshape(*input.shape[:d], *self.unflattened_size, *input.shape[d + 1:])
