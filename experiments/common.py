@@ -14,7 +14,8 @@ scripts then do alike (EXPERIMENTS.md):
   the epochs done, ``--device``, ``--data-dir``, ``--no-progress``, ``--debug``). Whatever is refused is
   refused before anything is written.
 - **Expected failures print one message and no traceback**: a missing data set, a failed download, a corrupt
-  file, an unreadable checkpoint, a diverged loss, Ctrl-C, a refused flag. The message says what to do from
+  file, an unreadable checkpoint or one that does not fit the model, an ``--out`` that cannot be written, a
+  diverged loss, Ctrl-C, a refused flag. The message says what to do from
   the command line and the exit status is non-zero; a traceback means a bug (``--debug`` shows one for every
   failure).
 
@@ -34,6 +35,7 @@ import platform
 import shlex
 import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -182,17 +184,26 @@ def flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def command_line(script_file: str, args: argparse.Namespace, given: Iterable[str]) -> str:
-    """The command that repeats this run's given flags, for a report (config.json keeps every setting).
+#: Flags about one command alone, left out of a run's command line (:func:`command_line`).
+PER_COMMAND = frozenset({"resume", "overwrite", "debug", "no_progress"})
 
+
+def command_line(script_file: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The command that makes this run, for a report (config.json keeps every setting): every flag whose value
+    in ``args`` (the run's settings, complete: under ``--resume``, those restored from config.json too)
+    differs from the parser's default, but the :data:`PER_COMMAND` flags.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--epochs", type=int, default=1); _ = parser.add_argument("--seed", default=0)
+    >>> _ = parser.add_argument("--resume", action="store_true")
     >>> args = argparse.Namespace(epochs=2, seed=0, resume=True)
-    >>> command_line(str(REPO / "experiments/x.py"), args, given={"epochs", "resume"})
-    'python experiments/x.py --epochs 2 --resume'
+    >>> command_line(str(REPO / "experiments/x.py"), args, parser)
+    'python experiments/x.py --epochs 2'
     """
     path = Path(script_file).resolve()
     words = ["python", str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)]
     for dest, value in vars(args).items():
-        if dest not in given:
+        if dest in PER_COMMAND or _plain(value) == _plain(parser.get_default(dest)):
             continue
         if isinstance(value, bool):
             words.append(flag(dest) if value else "--no-" + flag(dest)[2:])
@@ -212,7 +223,9 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None,
     is ``--device cuda`` where no GPU is usable. A bad flag ends argparse's way (usage, message, exit 2).
 
     An expected failure raised by ``body`` (:class:`ExperimentError`; a data set not found, not downloaded,
-    or corrupt; a checkpoint that cannot be read; :class:`minidl.training.TrainingDiverged`; Ctrl-C) is
+    or corrupt; a checkpoint that cannot be read; :class:`minidl.training.ResumeError`, a checkpoint that
+    does not fit the model or a schedule that cannot be stretched; :class:`minidl.training.TrainingDiverged`;
+    Ctrl-C) is
     printed to stderr as ``<script>: error: <what to do>``, with a traceback before it only under
     ``--debug``, and its exit status returned. Any other exception is a bug and goes on up, traceback and all.
 
@@ -236,7 +249,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None,
     try:
         return body(args, given)
     except (ExperimentError, DatasetNotFoundError, DownloadError, CorruptFileError, SerializationError,
-            training.TrainingDiverged, KeyboardInterrupt) as err:
+            training.TrainingDiverged, training.ResumeError, KeyboardInterrupt) as err:
         if args.debug:
             traceback.print_exc()
         if isinstance(err, KeyboardInterrupt):
@@ -270,6 +283,12 @@ def _explain(err: BaseException) -> str:
     if isinstance(err, training.TrainingDiverged):
         return (f"{err} From the command line: run again with a smaller --lr (with --overwrite to start over in "
                 f"this folder, or --out DIR for a new one).")
+    if isinstance(err, training.ResumeError):
+        if err.planned is not None:
+            return (f"{err}. From the command line: resume with --epochs {err.planned} (the run's own length), "
+                    f"or start a new run with --out DIR.")
+        return (f"{err}. Resume it with the flags of the run that wrote it (its config.json), or start a new run "
+                f"with --out DIR (or replace this one with --overwrite).")
     if isinstance(err, SerializationError):
         return f"{err}. Pass --out with another run folder, or start this one anew with --overwrite."
     return str(err)
@@ -385,7 +404,8 @@ class RunFolder:
 
     Two steps, so that nothing is written before every check has passed:
 
-    1. :meth:`open`, right after the flags are parsed: a new run needs a missing or empty folder, or
+    1. :meth:`open`, right after the flags are parsed: the folder must be one that can be created and
+       written (checked without leaving anything behind); a new run needs a missing or empty folder, or
        ``--overwrite`` (a folder that holds no run is never emptied). ``--resume`` needs the run's checkpoint
        and config.json; it fills in every flag not given from config.json (but the :attr:`INVOCATION` flags,
        such as ``--device``), and refuses flags given that differ from it, except the :attr:`CONTINUATION`
@@ -422,17 +442,42 @@ class RunFolder:
             continuation: the script's flags that a resume may change besides :attr:`CONTINUATION`.
 
         Raises:
-            ExperimentError: ``--out`` is a file; the folder holds a run (and no ``--overwrite`` was given)
+            ExperimentError: ``--out`` is a file, or a folder that cannot be created or written; the folder holds a run (and no ``--overwrite`` was given)
                 or files but no run (even with ``--overwrite``); under ``--resume``: no checkpoint or
                 config.json, an unreadable checkpoint, flags that differ from the run's, or ``--epochs`` below
                 the epochs done.
         """
         if self.path.exists() and not self.path.is_dir():
             raise ExperimentError(f"argument --out: {self.path} is a file, not a folder", EXIT_USAGE)
+        self._check_writable()
         if args.resume:
             self._open_for_resume(args, frozenset(given), self.CONTINUATION | frozenset(continuation))
         elif self.path.is_dir() and any(self.path.iterdir()):
             self._refuse_taken(args.overwrite)
+
+    def _check_writable(self) -> None:
+        """Refuse a folder that cannot be created or written: create what is missing of it, write a temporary
+        file there, then remove both (nothing is left behind)."""
+        missing = []
+        try:
+            folder = self.path.absolute()
+            while not folder.exists():
+                missing.append(folder)
+                folder = folder.parent
+            for folder in reversed(missing):
+                folder.mkdir()
+            with tempfile.NamedTemporaryFile(dir=self.path):
+                pass
+        except OSError as err:
+            raise ExperimentError(f"argument --out: {self.path} cannot be created or written "
+                                  f"({err.strerror or err}): pass --out with a folder you can write to.",
+                                  EXIT_USAGE) from err
+        finally:
+            for folder in missing:  # the deepest first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
 
     def _refuse_taken(self, overwrite: bool) -> None:
         summary = _read_json(self.path / "summary.json")

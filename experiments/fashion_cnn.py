@@ -10,14 +10,16 @@
 Writes to the run folder --out (default runs/fashion_cnn): config.json, metrics.csv, checkpoint.npz,
 model_summary.txt, the figures (training_curves.png, per_class_accuracy.png, confusion_matrix.png,
 examples.png, conv1_filters.png), report.md (this run beside the reports' figures for its data set) and
-summary.json.
+summary.json (its wall_seconds sums the commands that finished the run, a resume included;
+wall_seconds_this_command is the last one's).
 
 The run folder is never replaced by accident: a folder that holds files is refused, naming the ways out
 (--out DIR for a new folder, --overwrite to replace the run, --resume to continue it). --resume continues
 with the run's own flags; flags given with it must match its config.json, except --epochs (at least the
 epochs done; more extends the learning-rate schedule), --device, --data-dir, --no-progress and --debug.
 Errors the command line can fix (missing data, a corrupt file, a bad checkpoint, a diverged loss, Ctrl-C)
-print one message and exit non-zero; --debug adds the traceback.
+print one message and exit non-zero; --debug adds the traceback. The command line in report.md is the run's:
+every setting that differs from its default, restored ones included.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_training_flags(p, epochs=12, batch_size=128, optimizers=DEFAULT_LR, optimizer="adam",
                               lr_help="default: 2e-3 for the default run (adam, batch 128), else the optimizer's "
                                       "PyTorch default (adam 1e-3, sgd 1e-2, adagrad 1e-2, adadelta 1.0)")
-    p.add_argument("--momentum", type=common.float_in(0, 1), default=0.9, help="SGD momentum, in [0, 1)")
+    p.add_argument("--momentum", type=common.float_in(0, 1), default=0.9, help="SGD momentum, in [0, 1) (only with --optimizer sgd)")
     p.add_argument("--schedule", choices=["cosine", "none"], default="cosine",
                    help="learning-rate schedule over the epochs")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
@@ -181,19 +183,29 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
     start = time.perf_counter()
     folder = common.RunFolder(args.out, script=Path(__file__).stem)
     folder.open(args, given)
+    if "momentum" in given and args.optimizer != "sgd":
+        raise common.ExperimentError(f"argument --momentum: only --optimizer sgd has a momentum, and this run's "
+                                     f"optimizer is {args.optimizer}: leave --momentum out, or pass --optimizer sgd",
+                                     common.EXIT_USAGE)
+    # wall_seconds counts every command that finished this run: a resumed finished run adds its time.
+    earlier = common._read_json(args.out / "summary.json") if args.resume else None
+    earlier_seconds = earlier.get("wall_seconds") if earlier else None
+    earlier_seconds = earlier_seconds if isinstance(earlier_seconds, (int, float)) else 0.0
     if args.lr is None:
         default_run = args.optimizer == "adam" and args.batch_size == 128
         args.lr = 2e-3 if default_run else DEFAULT_LR[args.optimizer]
     mdl.manual_seed(args.seed)
     (train_loader, val_loader, test_loader), test_set, classes, sizes = load_data(args)
-    folder.start(args, sizes)
 
     out = args.out
     model = NETS[args.net]().to(args.device)
-    (out / "model_summary.txt").write_text(mdl.summary(model, (1, 28, 28), device=args.device))
     optimizer = make_optimizer(args, model.parameters())
     scheduler = (optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
                  if args.schedule == "cosine" else None)
+    if args.resume:  # a checkpoint that does not fit is refused before config.json records the resume
+        training.check_resume(folder.checkpoint_path, model, optimizer, epochs=args.epochs, scheduler=scheduler)
+    folder.start(args, sizes)
+    (out / "model_summary.txt").write_text(mdl.summary(model, (1, 28, 28), device=args.device))
     loss_fn = nn.CrossEntropyLoss()
     history = training.fit(model, loss_fn, optimizer, train_loader, val_loader, epochs=args.epochs,
                            scheduler=scheduler, out_dir=out, resume=args.resume, device=args.device,
@@ -209,7 +221,8 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
         "val_accuracy": history.last["val_acc"] if history.rows else None,
         "epochs": len(history.rows), "train_seconds": train_seconds,
         "images_per_second": images / train_seconds if train_seconds else 0.0,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": earlier_seconds + time.perf_counter() - start,
+        "wall_seconds_this_command": time.perf_counter() - start,
         "net": args.net, "dataset": args.dataset,
     }
 
@@ -225,9 +238,10 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
     viz.plot_classified_examples(test_set.data, test.targets, test.predictions, out / "examples.png",
                                  class_names=classes)
     viz.plot_filters(model.conv1.weight, out / "conv1_filters.png")
-    summary["wall_seconds"] = time.perf_counter() - start
+    summary["wall_seconds_this_command"] = time.perf_counter() - start
+    summary["wall_seconds"] = earlier_seconds + summary["wall_seconds_this_command"]
     write_json(out / "summary.json", summary)
-    write_report(out, args, summary, classes, common.command_line(__file__, args, given))
+    write_report(out, args, summary, classes, common.command_line(__file__, args, build_parser()))
     print(f"test accuracy {100 * summary['test_accuracy']:.2f}% | {summary['epochs']} epochs, "
           f"{summary['train_seconds']:.0f} s training, {summary['wall_seconds']:.0f} s in all | run folder {out}")
     return 0

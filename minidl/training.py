@@ -18,7 +18,8 @@ plus what a real run needs around it:
   minidl's random state), so ``resume=True`` continues an interrupted run and ends with exactly the
   weights an uninterrupted run with the same seed would have; resumed with more epochs than it was
   started with, a run follows its learning-rate schedule rebuilt for the new total (a cosine then
-  anneals over all the epochs, instead of sitting at its end);
+  anneals over all the epochs, instead of sitting at its end; a schedule that cannot be rebuilt for another
+  length is refused with :class:`ResumeError`, as is a checkpoint that does not fit the model);
 - a guard that stops with :class:`TrainingDiverged` as soon as the loss is NaN or infinite, leaving the last
   good checkpoint untouched;
 - Ctrl-C during an epoch: a message saying which checkpoint is on disk and how to resume, then the
@@ -48,7 +49,8 @@ from .autograd import no_grad
 from .backend import normalize_device, to_numpy
 from .tensor import Tensor
 
-__all__ = ["fit", "evaluate", "History", "EvalResult", "TrainingDiverged", "load_checkpoint"]
+__all__ = ["fit", "evaluate", "History", "EvalResult", "TrainingDiverged", "ResumeError", "load_checkpoint",
+           "check_resume"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.csv"
@@ -73,6 +75,22 @@ class TrainingDiverged(RuntimeError):
         self.loss = loss
         self.checkpoint_path = checkpoint_path
         self.checkpoint_epoch = checkpoint_epoch
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot be continued as asked: it does not fit the model and optimizer given, or the run
+    is given another length and its scheduler's schedule cannot be stretched to it.
+
+    Attributes:
+        checkpoint_path: the checkpoint.
+        planned: the epochs the checkpoint's run was planned for, when the schedule is what cannot be
+            stretched (else None).
+    """
+
+    def __init__(self, message: str, checkpoint_path: Path, planned: int | None = None):
+        super().__init__(message)
+        self.checkpoint_path = checkpoint_path
+        self.planned = planned
 
 
 class History:
@@ -353,11 +371,20 @@ def _remove_stale_temporaries(checkpoint_path: Path) -> list[str]:
     return [p.name for p in stale]
 
 
+def _length_free(scheduler) -> bool:
+    """Whether the scheduler's course does not depend on the run's length, so that its saved state continues
+    any length: ``ReduceLROnPlateau`` (driven by the loss) and ``CosineAnnealingWarmRestarts`` (its cycles)."""
+    from .optim.lr_scheduler import CosineAnnealingWarmRestarts
+    return _is_plateau_scheduler(scheduler) or isinstance(scheduler, CosineAnnealingWarmRestarts)
+
+
 def _restart_schedule(scheduler, epoch: int) -> list[float] | None:
     """Put a scheduler built for a run's new length at ``epoch`` of its own schedule, by its closed form.
 
-    Returns the learning rates it sets, or None (leaving everything as is) for a scheduler without a closed
-    form, such as ``ReduceLROnPlateau``, whose course does not depend on the run's length anyway.
+    Returns the learning rates it sets, or None, changing nothing, for a scheduler without a closed form
+    (``ReduceLROnPlateau``, ``LambdaLR``, ``OneCycleLR``, ``SequentialLR``, ...): it cannot be rebuilt this
+    way, and :func:`fit` refuses to resume one for another length unless its course does not depend on the
+    run's length (see :func:`_length_free`).
     """
     closed_form = getattr(scheduler, "_get_closed_form_lr", None)
     if closed_form is None:
@@ -387,6 +414,52 @@ def _save_checkpoint(path: Path, epoch: int, epochs: int, model, optimizer, sche
     }, path)
 
 
+def check_resume(checkpoint_path: str | os.PathLike, model, optimizer, *, epochs: int, scheduler=None) -> dict:
+    """Check that ``fit(..., epochs=epochs, scheduler=scheduler, resume=True)`` can continue the checkpoint at
+    ``checkpoint_path``, before anything else is written (fit makes the same checks).
+
+    Loads the checkpoint's model and optimizer states into ``model`` and ``optimizer`` (fit restores them
+    again), so a checkpoint that does not fit them is found here.
+
+    Returns:
+        The checkpoint, as :func:`load_checkpoint` reads it.
+
+    Raises:
+        ResumeError: the checkpoint has more epochs done than ``epochs``; it has no scheduler state but a
+            scheduler is given; its model or optimizer state does not fit ``model`` or ``optimizer``;
+            ``epochs`` differs from the run's planned epochs and the scheduler's schedule cannot be
+            stretched (no closed form to rebuild it for the new length, and a course that depends on it).
+        serialization.SerializationError: the file is not a readable checkpoint.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    ckpt = load_checkpoint(checkpoint_path)
+    _restore_states(ckpt, checkpoint_path, model, optimizer, scheduler, epochs)
+    return ckpt
+
+
+def _restore_states(ckpt: dict, path: Path, model, optimizer, scheduler, epochs: int) -> None:
+    """The checks of a resume, then the model's and the optimizer's states loaded (see :func:`check_resume`)."""
+    done = int(ckpt["epoch"])
+    if done > epochs:
+        raise ResumeError(f"fit: the checkpoint '{path}' has {done} epochs done, more than epochs={epochs}: pass "
+                          f"epochs={done} or more to resume it", path)
+    if scheduler is not None and ckpt["scheduler"] is None:
+        raise ResumeError(f"fit: the checkpoint '{path}' has no scheduler state but a scheduler was given", path)
+    planned = ckpt.get("epochs")
+    if (scheduler is not None and planned is not None and planned != epochs and not _length_free(scheduler)
+            and getattr(scheduler, "_get_closed_form_lr", None) is None):
+        raise ResumeError(f"fit: the run in the checkpoint '{path}' was planned for {planned} epochs, and the "
+                          f"schedule of its {type(scheduler).__name__} cannot be stretched to {epochs} (it has "
+                          f"no closed form to rebuild it for another length): resume it with its original "
+                          f"epochs={planned}", path, planned)
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise ResumeError(f"fit: the checkpoint '{path}' does not match this model and optimizer, so it cannot "
+                          f"be resumed with them: {err}", path) from err
+
+
 # ----------------------------------------------------------------------------------- fit
 def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, epochs: int,
         scheduler=None, out_dir: str | os.PathLike | None = None,
@@ -410,7 +483,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation). Build
             it for ``epochs``: when a resumed run's ``epochs`` differs from the checkpoint's, this scheduler
             (not the checkpoint's, built for the old length) continues from the epoch reached, and a log line
-            says so.
+            says so. That needs a scheduler with a closed form (``StepLR``, ``MultiStepLR``,
+            ``CosineAnnealingLR``, ``ExponentialLR``, ...) or one whose course does not depend on the length
+            (``ReduceLROnPlateau``, ``CosineAnnealingWarmRestarts``); any other (``LambdaLR``, ``OneCycleLR``,
+            ``SequentialLR``, ...) is refused with :class:`ResumeError`.
         out_dir: a folder for ``checkpoint.npz`` and ``metrics.csv`` (rewritten every epoch).
         checkpoint_path: where to write the checkpoint (default ``out_dir/checkpoint.npz``; no checkpoint
             when neither is given).
@@ -431,7 +507,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         The :class:`History` (the restored epochs included, when resuming).
 
     Raises:
-        ValueError: ``resume=True`` and the checkpoint has more epochs done than ``epochs``.
+        ValueError: bad arguments.
+        ResumeError: (a ValueError) ``resume=True`` and the checkpoint cannot be continued as asked (see
+            :func:`check_resume`): more epochs done than ``epochs``, a model or optimizer it does not fit, or
+            a schedule that cannot be stretched to ``epochs``. Nothing was changed on disk.
         TrainingDiverged: the training or validation loss became NaN or infinite; nothing was written for
             that epoch, the last good checkpoint is untouched.
         KeyboardInterrupt: re-raised after saying which checkpoint is on disk and how to resume.
@@ -466,14 +545,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
     if resume and checkpoint_path.exists():
         ckpt = load_checkpoint(checkpoint_path)
         start_epoch = int(ckpt["epoch"])
-        if start_epoch > epochs:
-            raise ValueError(f"fit: the checkpoint '{checkpoint_path}' has {start_epoch} epochs done, more than "
-                             f"epochs={epochs}: pass epochs={start_epoch} or more to resume it")
-        if scheduler is not None and ckpt["scheduler"] is None:
-            raise ValueError(f"fit: the checkpoint '{checkpoint_path}' has no scheduler state but a "
-                             "scheduler was given")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        _restore_states(ckpt, checkpoint_path, model, optimizer, scheduler, epochs)
         planned = ckpt.get("epochs")
         restarted = None
         if scheduler is not None:

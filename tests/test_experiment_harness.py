@@ -249,3 +249,55 @@ def test_resume_removes_stale_checkpoint_temporaries_and_nothing_else(world, tmp
     printed = capsys.readouterr().out
     assert "Removed 1 temporary file(s)" in printed and stale.name in printed
     assert not stale.exists() and all(path.exists() for path in others)
+
+
+# ----------------------------------------------------------------------------------- review fixes
+def test_a_resumed_runs_report_shows_the_runs_flags_and_total_wall_time(world, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(world, "--out", str(out), "--net", "000", "--optimizer", "sgd", "--momentum", "0.5",
+               "--epochs", "1") == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert fashion_cnn.main(["--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    report = (out / "report.md").read_text()
+    command = report.split("## Configuration")[1].split("```")[1].strip()
+    for part in ("--net 000", "--optimizer sgd", "--momentum 0.5", "--batch-size 16", "--epochs 2",
+                 "--train-subset 32", "--val-size 20", "--dataset mnist", f"--data-dir {world['data']}",
+                 f"--out {out}"):
+        assert part in command, (part, command)
+    assert "--resume" not in command and "--no-progress" not in command
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["wall_seconds"] == pytest.approx(first["wall_seconds"] + summary["wall_seconds_this_command"])
+
+
+def test_momentum_without_sgd_is_refused(world, tmp_path, capsys):
+    assert run(world, "--out", str(tmp_path / "run"), "--momentum", "0.5") == 2
+    assert_one_message(capsys, "argument --momentum", "--optimizer sgd")
+    assert not (tmp_path / "run").exists()
+    assert run(world, "--out", str(tmp_path / "run"), "--epochs", "1", "--optimizer", "sgd", "--momentum", "0.5") == 0
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_message(world, tmp_path, capsys):
+    assert run(world, "--out", "/proc/minidl-no-such-run") == 2
+    assert_one_message(capsys, "argument --out: /proc/minidl-no-such-run cannot be created or written")
+
+
+def test_a_checkpoint_that_does_not_fit_the_net_is_refused_before_config_changes(world, tmp_path, capsys):
+    out = finished_copy(world, tmp_path / "run")
+    other = tmp_path / "other"
+    assert run(world, "--out", str(other), "--net", "000", "--epochs", "1") == 0
+    shutil.copy(other / "checkpoint.npz", out / "checkpoint.npz")  # a hand-swapped checkpoint
+    config = (out / "config.json").read_bytes()
+    assert run(world, "--out", str(out), "--resume", "--epochs", "3") == 1
+    assert_one_message(capsys, str(out / "checkpoint.npz"), "does not match this model")
+    assert (out / "config.json").read_bytes() == config
+
+
+def test_a_schedule_that_cannot_be_stretched_is_one_message(world, tmp_path, monkeypatch, capsys):
+    out = finished_copy(world, tmp_path / "run")
+    config = (out / "config.json").read_bytes()
+    lambda_lr = fashion_cnn.optim.lr_scheduler.LambdaLR
+    monkeypatch.setattr(fashion_cnn.optim.lr_scheduler, "CosineAnnealingLR",
+                        lambda opt, T_max: lambda_lr(opt, lambda e: 1 - e / T_max))
+    assert run(world, "--out", str(out), "--resume", "--epochs", "3") == 1
+    assert_one_message(capsys, "LambdaLR cannot be stretched to 3", "resume with --epochs 2")
+    assert (out / "config.json").read_bytes() == config

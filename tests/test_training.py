@@ -9,7 +9,8 @@ import minidl.nn as nn
 import minidl.optim as optim
 from minidl import metrics, serialization
 from minidl.data import DataLoader, TensorDataset
-from minidl.training import EvalResult, History, TrainingDiverged, evaluate, fit, load_checkpoint
+from minidl.training import (EvalResult, History, ResumeError, TrainingDiverged, check_resume, evaluate, fit,
+                             load_checkpoint)
 
 SEED = 1234
 
@@ -329,3 +330,54 @@ def test_progress_bars_run_when_enabled(monkeypatch, capsys):
     assert "epoch 2/2" in capsys.readouterr().err
     fit(model, nn.CrossEntropyLoss(), optimizer, train, val, epochs=1, progress=False, log=Messages())
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt, n: optim.lr_scheduler.LambdaLR(opt, lambda e: 1 - e / n),
+    lambda opt, n: optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=n),
+    lambda opt, n: optim.lr_scheduler.SequentialLR(
+        opt, [optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=1),
+              optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n - 1)], milestones=[1]),
+], ids=["LambdaLR", "OneCycleLR", "SequentialLR"])
+def test_resume_for_another_length_refuses_a_schedule_that_cannot_be_stretched(tmp_path, make):
+    model, optimizer, _, train, _ = _setup()
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=2, scheduler=make(optimizer, 2), out_dir=tmp_path,
+        progress=False, log=Messages())
+    checkpoint = (tmp_path / "checkpoint.npz").read_bytes()
+    model, optimizer, _, train, _ = _setup()
+    before = _weights(model)
+    with pytest.raises(ResumeError, match="planned for 2 epochs.*cannot be stretched to 4.*epochs=2") as err:
+        fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=4, scheduler=make(optimizer, 4),
+            out_dir=tmp_path, resume=True, progress=False, log=Messages())
+    assert err.value.planned == 2 and isinstance(err.value, ValueError)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == checkpoint
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.state_dict()[k], v)
+    # Its own length still resumes (nothing left to do), and a plateau scheduler continues any length.
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=2, scheduler=make(optimizer, 2), out_dir=tmp_path,
+        resume=True, progress=False, log=Messages())
+
+
+def test_resume_with_a_plateau_scheduler_for_more_epochs_continues(tmp_path):
+    model, optimizer, scheduler, train, val = _setup(plateau=True)
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, val, epochs=2, scheduler=scheduler, out_dir=tmp_path,
+        progress=False, log=Messages())
+    model, optimizer, scheduler, train, val = _setup(plateau=True)
+    history = fit(model, nn.CrossEntropyLoss(), optimizer, train, val, epochs=3, scheduler=scheduler,
+                  out_dir=tmp_path, resume=True, progress=False, log=Messages())
+    assert len(history) == 3
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_a_resume_error(tmp_path):
+    model, optimizer, scheduler, train, _ = _setup()
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=1, scheduler=scheduler, out_dir=tmp_path,
+        progress=False, log=Messages())
+    mdl.manual_seed(SEED)
+    other = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = optim.SGD(other.parameters(), lr=0.05, momentum=0.9)
+    with pytest.raises(ResumeError, match="does not match this model") as err:
+        fit(other, nn.CrossEntropyLoss(), opt, train, epochs=2, scheduler=optim.lr_scheduler.StepLR(opt, 3),
+            out_dir=tmp_path, resume=True, progress=False, log=Messages())
+    assert err.value.checkpoint_path == tmp_path / "checkpoint.npz"
+    with pytest.raises(ResumeError, match="does not match this model"):
+        check_resume(tmp_path / "checkpoint.npz", other, opt, epochs=2)
