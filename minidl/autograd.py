@@ -71,9 +71,11 @@ class _GradModeContext:
         return False
 
     def __call__(self, fn):
+        mode = self.mode  # an instance's own mode (``inference_mode(False)``), not only the class's
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with set_grad_enabled(mode):
                 return fn(*args, **kwargs)
         return wrapper
 
@@ -130,23 +132,26 @@ class Function:
         ys = ctx.forward(*raw, **kwargs)
         if type(ys) is tuple:
             ys = tuple(_np.asarray(y) if isinstance(y, _np.generic) else y for y in ys)
-            if not record:
-                return tuple(Tensor._from_op(y, None, 0) for y in ys)
-            ctx.inputs = args
-            ctx.outputs_meta = tuple((y.shape, y.dtype) for y in ys)
-            outs = tuple(Tensor._from_op(y, ctx, i) for i, y in enumerate(ys))
-            if ctx.saved:
+            if record:
+                ctx.inputs = args
+                ctx.outputs_meta = tuple((y.shape, y.dtype) for y in ys)
+            outs = tuple(Tensor._from_op(y, ctx if record else None, i) for i, y in enumerate(ys))
+            for out in outs:
+                if out.array.base is not None:
+                    _share_version_with_base(out, args)
+            if record and ctx.saved:
                 _remember_versions(ctx, args, outs)
             return outs
         if isinstance(ys, _np.generic):  # NumPy reductions return scalars; keep them 0-d arrays
             ys = _np.asarray(ys)
-        if not record:
-            return Tensor._from_op(ys, None, 0)
-        ctx.inputs = args
-        ctx.outputs_meta = ((ys.shape, ys.dtype),)
-        out = Tensor._from_op(ys, ctx, 0)
-        if ctx.saved:
-            _remember_versions(ctx, args, (out,))
+        out = Tensor._from_op(ys, ctx if record else None, 0)
+        if ys.base is not None:
+            _share_version_with_base(out, args)
+        if record:
+            ctx.inputs = args
+            ctx.outputs_meta = ((ys.shape, ys.dtype),)
+            if ctx.saved:
+                _remember_versions(ctx, args, (out,))
         return out
 
     def _free(self) -> None:
@@ -159,16 +164,18 @@ class Function:
 
 
 def _remember_versions(ctx, args, outs) -> None:
-    """Note the version of every Tensor input, and the counters of the outputs the node saved.
+    """Note the version of every Tensor input, and of the outputs whose memory the node saved.
 
     In-place methods (``zero_()``, ``x[i] = v``, an optimizer's step) bump a tensor's version. If one of
     the arrays this node saved for its backward was changed that way after the forward, the backward would
     compute with the new values and give a wrong gradient without a word; :func:`_check_versions` raises
-    instead. Here only integers are copied: the costly part of the check runs only when a version moved.
+    instead. Here only integers are copied for the inputs: which saved array belongs to which input is
+    worked out only when a version has moved.
     """
     ctx.input_versions = [a._version_counter[0] if isinstance(a, Tensor) else None for a in args]
-    kept = [t for t in outs for s in ctx.saved if s is t.array]
-    ctx.output_counters = [(t._version_counter, t._output_index) for t in kept]
+    saved_roots = [_root(s) for s in ctx.saved]
+    ctx.output_versions = [(t._version_counter, t._version_counter[0], t._output_index) for t in outs
+                           if any(r is _root(t.array) for r in saved_roots)]
 
 
 def _root(a):
@@ -178,31 +185,41 @@ def _root(a):
     return a
 
 
+def _share_version_with_base(out, args) -> None:
+    """An output that is a view of an input's memory (a reshape, an index, a transpose) shares that input's
+    version counter, as PyTorch's views do: changing one in place changes the other."""
+    root = _root(out.array)
+    for a in args:
+        if isinstance(a, Tensor) and _root(a.array) is root:
+            out._version_counter = a._version_counter
+            return
+
+
 def _check_versions(node) -> None:
     """Raise if an array ``node`` saved for its backward was changed in place after its forward."""
-    op = type(node).__name__
-    hint = ("Hint: do the in-place change after backward(), or use an out-of-place op (e.g. `b = b * 0` "
-            "instead of `b.zero_()`); optimizer.step() belongs after loss.backward().")
     for i, (t, seen) in enumerate(zip(node.inputs, node.input_versions)):
-        if seen is None or t._version_counter[0] == seen:
-            continue
-        root = _root(t.array)
-        if any(_root(s) is root for s in node.saved if s is not None):
-            raise RuntimeError(
-                f"{op}.backward: one of the variables needed for gradient computation has been modified by "
-                f"an inplace operation: input {i} of {op} (shape {tuple(t.shape)}) is at version "
-                f"{t._version_counter[0]}; expected version {seen} instead. {hint}")
-    for counter, index in node.output_counters:
-        if counter[0] != 0:
-            raise RuntimeError(
-                f"{op}.backward: one of the variables needed for gradient computation has been modified by "
-                f"an inplace operation: output {index} of {op} is at version {counter[0]}; expected version "
-                f"0 instead. {hint}")
+        if seen is not None and t._version_counter[0] != seen:
+            root = _root(t.array)
+            if any(_root(s) is root for s in node.saved):
+                _raise_modified(node, f"input {i} of {type(node).__name__} (shape {tuple(t.shape)})",
+                                t._version_counter[0], seen)
+    for counter, seen, index in node.output_versions:
+        if counter[0] != seen:
+            _raise_modified(node, f"output {index} of {type(node).__name__}", counter[0], seen)
+
+
+def _raise_modified(node, what: str, now: int, seen: int):
+    op = type(node).__name__
+    raise RuntimeError(
+        f"{op}.backward: one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: {what} is at version {now}; expected version {seen} instead. Hint: do the in-place change "
+        "after backward(), or use an out-of-place op (e.g. `b = b * 0` instead of `b.zero_()`); "
+        "optimizer.step() belongs after loss.backward().")
 
 
 def _check_one_device(op: str, args) -> None:
     """Raise if the Tensor arguments of an op live on different devices, naming them."""
-    devices = {(a.device, i) for i, a in enumerate(args) if isinstance(a, Tensor)}
+    devices = {(device_of(a.array), i) for i, a in enumerate(args) if isinstance(a, Tensor)}
     if len({d for d, _ in devices}) > 1:
         listed = ", ".join(f"argument {i} on {d}" for d, i in sorted(devices, key=lambda p: p[1]))
         raise RuntimeError(f"{op}: expected all tensors on one device, got {listed}; move them with .to(device)")
@@ -280,7 +297,7 @@ def run_backward(root, gy, retain_graph: bool = False) -> None:
                 node._free()
 
 
-from .backend import _cupy, get_array_module  # noqa: E402
+from .backend import _cupy, device_of, get_array_module  # noqa: E402
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module lazily; no cycle at load time)
 
 # Without CuPy every array is a NumPy array, so the device check would only cost time.

@@ -405,9 +405,21 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def _check_inplace(self, op: str) -> None:
-        """Refuse an in-place change that autograd could not follow, as PyTorch does."""
-        if self.requires_grad and _is_grad_enabled():
+    def _check_inplace(self, op: str, *operands) -> None:
+        """Refuse an in-place change that autograd could not follow.
+
+        As PyTorch, a leaf that requires grad may change in place only under ``no_grad``. Unlike PyTorch,
+        minidl's graph has no in-place nodes, so a tensor inside a graph, or an operand that requires grad
+        (``buf.add_(w)``), is refused too: written in silently, its gradient would be lost.
+        """
+        if not _is_grad_enabled():
+            return
+        for o in operands:
+            if isinstance(o, Tensor) and o.requires_grad:
+                raise RuntimeError(f"{op}: an operand requires grad, and minidl's autograd does not record in-place "
+                                   "operations; use the out-of-place form (e.g. `buf = buf + w` for "
+                                   "`buf.add_(w)`)")
+        if self.requires_grad:
             if self.grad_fn is None:
                 raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place "
                                    "operation; wrap it in `with minidl.no_grad():` (as optimizers and "
@@ -690,15 +702,19 @@ class Tensor:
         return self._no_grad_op(other, lambda a, b: get_array_module(a).logical_or(a, b))
 
     def __floordiv__(self, other):
+        _refuse_gradient("floor_divide (//)", self, other)
         return self._no_grad_op(other, _floor_divide)
 
     def __rfloordiv__(self, other):
+        _refuse_gradient("floor_divide (//)", self, other)
         return Tensor(_floor_divide(other, self.array))
 
     def __mod__(self, other):
+        _refuse_gradient("remainder (%)", self, other)
         return self._no_grad_op(other, lambda a, b: a % b)
 
     def __rmod__(self, other):
+        _refuse_gradient("remainder (%)", self, other)
         return Tensor(other % self.array)
 
     def isnan(self):
@@ -742,7 +758,7 @@ class Tensor:
 
         NumPy's "same_kind" casting refuses what PyTorch refuses (``int_tensor += 0.5``) and accepts the rest.
         """
-        self._check_inplace(op)
+        self._check_inplace(op, *operands)
         xp = get_array_module(self.array)
         getattr(xp, ufunc)(self.array, *[_raw(o) for o in operands], out=self.array, casting="same_kind")
         self._bump_version()
@@ -757,14 +773,14 @@ class Tensor:
 
     def fill_(self, value) -> "Tensor":
         """Set every element to ``value``, in place."""
-        self._check_inplace("fill_")
+        self._check_inplace("fill_", value)
         self.array[...] = _raw(value)
         self._bump_version()
         return self
 
     def copy_(self, src, non_blocking: bool = False) -> "Tensor":
         """Copy ``src``'s values (broadcast, cast to this dtype, from any device) into this tensor, in place."""
-        self._check_inplace("copy_")
+        self._check_inplace("copy_", src)
         src = _raw(src)
         self.array[...] = to_device(src, device_of(self.array)) if _is_array(src) else src
         self._bump_version()
@@ -772,10 +788,12 @@ class Tensor:
 
     def add_(self, other, *, alpha=1) -> "Tensor":
         """``self += alpha * other``, in place."""
+        self._check_inplace("add_", other)
         return self._update("add_", "add", other if alpha == 1 else _raw(other) * alpha)
 
     def sub_(self, other, *, alpha=1) -> "Tensor":
         """``self -= alpha * other``, in place."""
+        self._check_inplace("sub_", other)
         return self._update("sub_", "subtract", other if alpha == 1 else _raw(other) * alpha)
 
     def mul_(self, other) -> "Tensor":
@@ -804,17 +822,19 @@ class Tensor:
 
     def addcmul_(self, tensor1, tensor2, *, value=1) -> "Tensor":
         """``self += value * tensor1 * tensor2``, in place."""
+        self._check_inplace("addcmul_", tensor1, tensor2)
         return self._update("addcmul_", "add", _raw(tensor1) * _raw(tensor2) * value)
 
     def addcdiv_(self, tensor1, tensor2, *, value=1) -> "Tensor":
         """``self += value * tensor1 / tensor2``, in place."""
+        self._check_inplace("addcdiv_", tensor1, tensor2)
         return self._update("addcdiv_", "add", _raw(tensor1) / _raw(tensor2) * value)
 
     def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002 - PyTorch's argument names
         """Clamp into ``[min, max]``, in place."""
         if min is None and max is None:
             raise ValueError("clamp_: at least one of min and max must be given")
-        self._check_inplace("clamp_")
+        self._check_inplace("clamp_", min, max)
         get_array_module(self.array).clip(self.array, _raw(min), _raw(max), out=self.array)
         self._bump_version()
         return self
@@ -823,7 +843,7 @@ class Tensor:
 
     def masked_fill_(self, mask, value) -> "Tensor":
         """Set the elements where ``mask`` (broadcast to this shape) is True to ``value``, in place."""
-        self._check_inplace("masked_fill_")
+        self._check_inplace("masked_fill_", value)
         get_array_module(self.array).copyto(self.array, _raw(value), where=_raw(mask), casting="unsafe")
         self._bump_version()
         return self
@@ -858,7 +878,7 @@ class Tensor:
             raise NotImplementedError("scatter_: reduce= is not supported by minidl")
         if src is None and value is None:
             raise TypeError("scatter_: give src or value")
-        self._check_inplace("scatter_")
+        self._check_inplace("scatter_", src, value)
         dim, index = _dim(dim, self.ndim), _raw(index)
         if index.ndim == 0:  # one position: ``zeros(10).scatter_(0, tensor(y), value=1)``
             index = index.reshape((1,) * self.ndim)
@@ -878,23 +898,28 @@ class Tensor:
     # under no_grad, a running sum), refuses a leaf that requires grad, and for a tensor inside a graph (``out +=
     # residual`` in a forward) rebinds the name to ``x + y``, a new node: the same values and gradients,
     # except that other references to the old x do not see the change.
-    def _in_graph(self) -> bool:
-        return self.grad_fn is not None and _is_grad_enabled()
+    def _in_graph(self, other) -> bool:
+        """Whether ``self op= other`` must make a new node: self is in a graph, or other requires grad (and
+        self is not a leaf that requires grad, which ``add_`` and friends refuse)."""
+        if not _is_grad_enabled():
+            return False
+        return self.grad_fn is not None or (not self.requires_grad and isinstance(other, Tensor)
+                                            and other.requires_grad)
 
     def __iadd__(self, other):
-        return self + other if self._in_graph() else self.add_(other)
+        return self + other if self._in_graph(other) else self.add_(other)
 
     def __isub__(self, other):
-        return self - other if self._in_graph() else self.sub_(other)
+        return self - other if self._in_graph(other) else self.sub_(other)
 
     def __imul__(self, other):
-        return self * other if self._in_graph() else self.mul_(other)
+        return self * other if self._in_graph(other) else self.mul_(other)
 
     def __itruediv__(self, other):
-        return self / other if self._in_graph() else self.div_(other)
+        return self / other if self._in_graph(other) else self.div_(other)
 
     def __ipow__(self, other):
-        return self ** other if self._in_graph() else self.pow_(other)
+        return self ** other if self._in_graph(other) else self.pow_(other)
 
     # ----------------------------------------------------------------- math
     def exp(self):
@@ -955,6 +980,10 @@ class Tensor:
         return _ops.Step.apply(self, fn="round", decimals=decimals)
 
     def clip(self, min=None, max=None):  # noqa: A002 - PyTorch/NumPy argument names
+        """Clamp into ``[min, max]``; the bounds may be numbers or tensors (which get no gradient)."""
+        if _is_grad_enabled() and any(isinstance(b, Tensor) and b.requires_grad for b in (min, max)):
+            raise NotImplementedError("clamp: bounds that require grad are not supported by minidl; use "
+                                      "minidl.maximum(x, lo) and minidl.minimum(x, hi), which pass gradients to both")
         return _ops.Clip.apply(self, lo=_raw(min), hi=_raw(max))
 
     clamp = clip
@@ -1265,7 +1294,7 @@ class Tensor:
     def gather(self, dim: int, index):
         """``y[i][j] = x[index[i][j]][j]`` for ``dim=0`` (and so on): ``index`` has this tensor's number of dims
         and is no larger in any other dim; the result has index's shape. Repeated indices sum their gradients."""
-        dim, index = _dim(dim, self.ndim), _raw(index)
+        dim, given, index = _dim(dim, self.ndim), index, _raw(index)
         if index.ndim != self.ndim:
             raise ValueError(f"gather: index has {index.ndim} dims, expected {self.ndim}")
         if any(index.shape[d] > self.shape[d] for d in range(self.ndim) if d != dim):
@@ -1274,7 +1303,7 @@ class Tensor:
         x = self
         if any(index.shape[d] != self.shape[d] for d in range(self.ndim) if d != dim):
             x = self[tuple(slice(None) if d == dim else slice(0, index.shape[d]) for d in range(self.ndim))]
-        return _reduce.TakeAlong.apply(x, index, axis=dim)
+        return _reduce.TakeAlong.apply(x, given, axis=dim)  # the Tensor itself, so its version is checked
 
     def contiguous(self, memory_format=None):
         return self
@@ -1283,10 +1312,18 @@ class Tensor:
         return _shape.GetItem.apply(self, key=_shape.unwrap_index(key))
 
     def __setitem__(self, key, value):
-        self._check_inplace("__setitem__")
+        self._check_inplace("__setitem__", value)
         value = value.array if isinstance(value, Tensor) else value
         self.array[_shape.unwrap_index(key)] = value
         self._bump_version()
+
+
+def _refuse_gradient(op: str, *xs) -> None:
+    """Raise where an op minidl computes without a graph meets an input that requires grad: its result would
+    silently carry no gradient."""
+    if _is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in xs):
+        raise RuntimeError(f"{op}: minidl has no gradient for it, and an input requires grad; compute it on "
+                           "x.detach(), or from differentiable ops (x - (x / c).floor() * c for x % c)")
 
 
 def _floor_divide(a, b):

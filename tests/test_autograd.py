@@ -153,11 +153,9 @@ def test_mixing_devices_is_an_error_naming_both(monkeypatch):
     from minidl import autograd
     monkeypatch.setattr(autograd, "_CUDA_POSSIBLE", True)
     x = mdl.zeros(2)
-
-    class FakeCuda(mdl.Tensor):
-        device = "cuda"
-
-    y = FakeCuda(np.zeros(2, dtype=np.float32))
+    y = mdl.zeros(2)
+    on_gpu = y.array  # this one array is reported as a GPU array
+    monkeypatch.setattr(autograd, "device_of", lambda a: "cuda" if a is on_gpu else "cpu")
     with pytest.raises(RuntimeError, match=r"Add: expected all tensors on one device, got argument 0 on cpu, "
                                            r"argument 1 on cuda"):
         x + y
@@ -242,3 +240,82 @@ def test_inplace_change_of_a_leaf_that_requires_grad_is_refused_outside_no_grad(
         w.zero_()
         w[0] = 3.0
     assert w.tolist() == [3.0, 0.0] and w._version == 2
+
+
+def test_view_shares_the_version_counter_of_its_base(rng):
+    """``a[0:3]`` and ``a.view(3)`` are views of a's memory: changing a in place changes what Mul kept."""
+    w = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    for view in (lambda a: a[0:3], lambda a: a.view(3), lambda a: a.reshape(1, 3)[0]):
+        a = mdl.ones(3, dtype=mdl.float64)
+        y = (view(a) * w).sum()
+        a.mul_(5)
+        with pytest.raises(RuntimeError, match=INPLACE_MESSAGE):
+            y.backward()
+
+
+def test_output_kept_as_a_view_is_tracked(rng):
+    """Norm keeps y and returns a squeezed view of it: changing the returned tensor changes y."""
+    x = mdl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    n = x.norm(dim=1)
+    n.detach().mul_(0)
+    with pytest.raises(RuntimeError, match=f"Norm.backward: .*{INPLACE_MESSAGE}.*output 0"):
+        n.sum().backward()
+
+
+@pytest.mark.parametrize("change", [
+    lambda buf, w: buf.add_(w),
+    lambda buf, w: buf.copy_(w),
+    lambda buf, w: buf.__setitem__(slice(1, None), w[1:] * 2),
+    lambda buf, w: buf.addcmul_(w, w),
+])
+def test_inplace_write_of_an_operand_that_requires_grad_is_refused(rng, change):
+    """minidl records no in-place node, so writing w into buf would lose w's gradient: refused, not silent."""
+    buf = mdl.zeros(3, dtype=mdl.float64)
+    w = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="an operand requires grad"):
+        change(buf, w)
+
+
+def test_augmented_assignment_with_an_operand_that_requires_grad_gives_torch_gradients(torch, rng):
+    w0, v0 = rng.standard_normal(3), rng.standard_normal(3)
+    grads = []
+    for lib in (mdl, torch):
+        w = lib.tensor(w0, requires_grad=True)
+        buf = lib.zeros(3, dtype=lib.float64)
+        buf += w
+        buf *= lib.tensor(v0)
+        buf.sum().backward()
+        grads.append(np.array(w.grad.tolist()))
+    np.testing.assert_allclose(grads[0], grads[1])
+
+
+def test_remainder_and_floor_divide_refuse_inputs_that_require_grad(rng):
+    x = mdl.tensor(rng.standard_normal(3), requires_grad=True)
+    for op in (lambda: x % 2, lambda: x // 2, lambda: 5 % x):
+        with pytest.raises(RuntimeError, match="minidl has no gradient for it"):
+            op()
+    with mdl.no_grad():
+        np.testing.assert_allclose((x % 2).numpy(), x.numpy() % 2)
+
+
+def test_inference_mode_false_as_a_decorator_records():
+    @mdl.inference_mode(False)
+    def f(x):
+        return x * 2
+
+    with mdl.no_grad():
+        assert f(mdl.ones(2, requires_grad=True)).requires_grad
+
+
+@pytest.mark.parametrize("key, build", [
+    ([0, 2, 1, 3], lambda x, k: mdl.nn.functional.embedding(k, x)),
+    ([0, 2, 1, 3], lambda x, k: x.gather(0, k.reshape(-1, 1).expand(-1, 3))),
+    ([True, False, True, False], lambda x, k: x.masked_fill(k.reshape(-1, 1), 0.0)),
+])
+def test_inplace_change_of_indices_or_mask_kept_for_backward_raises(rng, key, build):
+    x = mdl.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    k = mdl.tensor(key)
+    y = build(x, k)
+    k.fill_(k[1])
+    with pytest.raises(RuntimeError, match=INPLACE_MESSAGE):
+        y.sum().backward()

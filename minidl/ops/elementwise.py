@@ -280,17 +280,19 @@ class MaskedFill(Function):
             raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {x.shape}") from None
         if mask.dtype != bool:
             raise TypeError(f"masked_fill: expected a boolean mask, got dtype {mask.dtype}")
-        ctx.mask, ctx.value_shape = mask, _shape(value)
+        ctx.save_for_backward(mask)  # saved, so an in-place change of the mask before backward is caught
+        ctx.value_shape = _shape(value)
         y = x.copy()
         xp.copyto(y, value, where=mask, casting="unsafe")  # PyTorch casts the value to x's dtype
         return y
 
     def backward(ctx, gy):
         need_x, _, need_value = ctx.needs_input_grad
+        mask, = ctx.saved
         xp = get_array_module(gy)
         zero = gy.dtype.type(0)
-        return (xp.where(ctx.mask, zero, gy) if need_x else None, None,
-                xp.where(ctx.mask, gy, zero).sum().reshape(ctx.value_shape) if need_value else None)
+        return (xp.where(mask, zero, gy) if need_x else None, None,
+                xp.where(mask, gy, zero).sum().reshape(ctx.value_shape) if need_value else None)
 
 
 class Clip(Function):

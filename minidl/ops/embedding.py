@@ -105,7 +105,8 @@ def embedding(input, weight, padding_idx: int | None = None, max_norm: float | N
         raise RuntimeError(f"{op}: input is on {input.device} but weight is on {weight.device}")
     if max_norm is not None:
         _embedding_renorm_(weight, idx, float(max_norm), float(norm_type))
-    return Embedding.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq))
+    # input itself, not its array, so that an in-place change of the indices before backward is caught.
+    return Embedding.apply(weight, input, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq))
 
 
 def _padding_index(op: str, padding_idx: int | None, V: int) -> int | None:

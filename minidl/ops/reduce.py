@@ -110,7 +110,8 @@ class TakeAlong(Function):
     """
 
     def forward(ctx, x, index, axis):
-        ctx.shape, ctx.index, ctx.axis = x.shape, index, axis
+        ctx.save_for_backward(index)  # saved, so an in-place change of a user's index before backward is caught
+        ctx.shape, ctx.axis = x.shape, axis
         return get_array_module(x).take_along_axis(x, index, axis=axis)
 
     def backward(ctx, gy):
@@ -118,7 +119,7 @@ class TakeAlong(Function):
         gx = xp.zeros(ctx.shape, dtype=gy.dtype)
         # The full position of every element of gy: its own coordinates, with index's along ``axis``.
         where = [xp.arange(n).reshape((1,) * d + (n,) + (1,) * (gy.ndim - d - 1)) for d, n in enumerate(gy.shape)]
-        where[ctx.axis] = ctx.index
+        where[ctx.axis], = ctx.saved
         scatter_add(gx, tuple(where), gy)
         return gx
 
