@@ -30,6 +30,7 @@ over the path, so a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections import Counter, OrderedDict
@@ -88,17 +89,21 @@ class _Encoder:
             return self._container(obj, where, depth)
         raise SerializationError(_unsupported(obj, where))
 
-    def _container(self, obj, where: str, depth: int):
+    @staticmethod
+    def _check_depth(where: str, depth: int) -> None:
         if depth >= MAX_DEPTH:
             raise SerializationError(f"save: {where[:80]}... is nested more than {MAX_DEPTH} containers deep; "
                                      "flatten the structure (a state_dict is 2 or 3 levels deep)")
+
+    def _container(self, obj, where: str, depth: int):
+        self._check_depth(where, depth)
         if id(obj) in self._open:
             raise SerializationError(f"save: {where[:200]} contains itself (a reference cycle), which cannot be "
                                      "stored")
         self._open.add(id(obj))
         try:
             if isinstance(obj, dict):
-                items = [[self._key(k, where), self.encode(v, f"{where}[{k!r}]", depth + 1)]
+                items = [[self._key(k, where, depth + 1), self.encode(v, f"{where}[{k!r}]", depth + 1)]
                          for k, v in obj.items()]
                 # The dict kinds state_dicts use keep their type (a Counter's missing keys count 0, unlike a dict's).
                 for tag, kind in (("__counter__", Counter), ("__ordereddict__", OrderedDict)):
@@ -123,11 +128,13 @@ class _Encoder:
             node["device"] = t.device
         return node
 
-    def _key(self, key, where: str):
+    def _key(self, key, where: str, depth: int):
+        """A dict key's JSON form; a tuple key counts as a container at ``depth``, as :func:`load` counts it."""
         if key is None or isinstance(key, (bool, int, float, str)):
-            return self.encode(key, where, 0)
+            return self.encode(key, where, depth)
         if isinstance(key, tuple):
-            return {"__tuple__": [self._key(k, where) for k in key]}
+            self._check_depth(where, depth)
+            return {"__tuple__": [self._key(k, where, depth + 1) for k in key]}
         raise SerializationError(f"save: cannot store the dict key {key!r} in {where}: keys must be strings, "
                                  "numbers, booleans, None or tuples of those")
 
@@ -241,6 +248,7 @@ def _fsync_folder(folder: Path) -> None:
 # ----------------------------------------------------------------------------------------------- reading
 _DICT_KINDS = {"__dict__": dict, "__ordereddict__": OrderedDict, "__counter__": Counter}
 _CONTAINER_TAGS = {*_DICT_KINDS, "__list__", "__tuple__"}
+_TAGS = {*_CONTAINER_TAGS, "__array__", "__scalar__", "__tensor__", "__bytes__"}
 
 
 class _Decoder:
@@ -253,7 +261,11 @@ class _Decoder:
     def decode(self, node, depth: int):
         if not isinstance(node, dict):
             return node
-        tag = next(iter(node))
+        # Every node save writes has its tag first, and only a Tensor's node has more keys.
+        tag = next(iter(node), None)
+        if tag not in _TAGS or (len(node) > 1 and tag != "__tensor__"):
+            keys = ", ".join(repr(k)[:40] for k in list(node)[:5]) or "none"
+            raise SerializationError(f"with an ill-formed node (keys: {keys})")
         value = node[tag]
         if depth >= MAX_DEPTH and tag in _CONTAINER_TAGS:
             raise SerializationError(f"nested more than {MAX_DEPTH} containers deep")
@@ -272,7 +284,6 @@ class _Decoder:
             return [self.decode(v, depth + 1) for v in value]
         if tag == "__tuple__":
             return tuple(self.decode(v, depth + 1) for v in value)
-        raise ValueError(f"unknown tag {tag!r}")
 
     def _tensor(self, node: dict) -> Tensor:
         array = _map_location(self.arrays[node["__tensor__"]], node.get("device", "cpu"), self.map_location)
@@ -323,6 +334,26 @@ def _read_magic(f) -> bytes:
         return fh.read(4)
 
 
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_array_sizes(name: str, archive) -> None:
+    """Refuse a member whose ``.npy`` header declares more (or fewer) bytes than the zip directory says the
+    member holds, before any array is allocated: a few hundred bytes could otherwise ask for 300 GB."""
+    for info in archive.infolist():
+        with archive.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            # 3.0 is 2.0 with UTF-8 field names, which numpy has no public reader for. Read as Latin-1, they
+            # are other names (UTF-8 puts no ASCII byte inside a character), but shape and sizes are the same.
+            shape, _, dtype = _HEADER_READERS.get(version, np.lib.format.read_array_header_2_0)(fp)
+            if dtype.hasobject:
+                continue  # a pickle: refused when it is read, with its own message
+            declared, held = math.prod(shape) * dtype.itemsize, info.file_size - fp.tell()
+        if declared != held:
+            raise SerializationError(f"load: {name} is corrupt: array {info.filename!r} declares shape {shape} of "
+                                     f"{dtype} ({declared} bytes), but its archive member holds {held} bytes")
+
+
 def load(f: FileLike, map_location: str | dict | Callable | None = None, pickle_module=None, *,
          weights_only: bool | None = None, mmap: bool | None = None, **pickle_load_args):
     """Read back what :func:`save` wrote, never unpickling anything: ``torch.load``.
@@ -367,6 +398,7 @@ def load(f: FileLike, map_location: str | dict | Callable | None = None, pickle_
         with np.load(f, allow_pickle=False) as npz:
             if _STRUCTURE_KEY not in npz.files:
                 raise SerializationError(_foreign_archive(name, npz.files))
+            _check_array_sizes(name, npz.zip)
             # Reading every member here makes a damaged member fail now, with the file named, not later.
             arrays = {member: npz[member] for member in npz.files}
     except SerializationError:

@@ -225,3 +225,52 @@ def test_damaged_tar_is_still_reported_as_damaged(tmp_path, rng):
     with pytest.raises(CorruptFileError, match=r"cut\.tar\.gz: the tar archive is damaged or truncated") as err:
         extract_archive(tmp_path / "cut.tar.gz", tmp_path / "dest")
     assert not isinstance(err.value, UnsafeArchiveError)
+
+
+def test_nul_byte_in_a_pax_name_is_refused(tmp_path):
+    # A pax header can carry any byte in a name; the OS calls would fail with ValueError.
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        add(tf, "ok.txt", b"fine")
+        add(tf, "bad", b"bad", pax_headers={"path": "bad\x00name.txt"})
+    with pytest.raises(UnsafeArchiveError, match=r"member 'bad\\x00name\.txt' has a NUL byte in its name"):
+        extract_archive(archive, tmp_path / "dest")
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def _patch_zip_directory(path: Path, name: bytes, offset: int, value: int) -> None:
+    """Set the 2-byte field at ``offset`` of ``name``'s central directory entry (8: flags, 10: method), which
+    is what ``zipfile`` reads them from."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46:entry + 46 + len(name)] != name:
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + offset:entry + offset + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (8, 0x1, r"member 'late\.txt' is encrypted"),
+    (10, 9, r"member 'late\.txt' uses the unsupported compression method 9 \(supported: 0 \(stored\)"),
+])
+def test_unreadable_zip_members_are_refused_before_anything_is_written(tmp_path, field, value, message):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("early.txt", "written first")
+        zf.writestr("late.txt", "encrypted or Deflate64")
+    _patch_zip_directory(archive, b"late.txt", field, value)
+    with pytest.raises(CorruptFileError, match=message) as err:
+        extract_archive(archive, tmp_path / "dest")
+    assert not isinstance(err.value, UnsafeArchiveError)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_colons_in_posix_names_are_kept_and_drive_paths_refused(tmp_path):
+    archive = write_tar(tmp_path / "a.tar", [("a:b", b"colon", {}), ("d/x:/y.txt", b"deeper", {})])
+    extract_archive(archive, tmp_path / "dest")
+    assert (tmp_path / "dest" / "a:b").read_bytes() == b"colon"
+    assert (tmp_path / "dest" / "d" / "x:" / "y.txt").read_bytes() == b"deeper"
+    for name in ("C:/windows/x.txt", "c:\\x.txt"):
+        archive = write_tar(tmp_path / "b.tar", [(name, b"x", {})])
+        with pytest.raises(UnsafeArchiveError, match="would be written outside the destination folder"):
+            extract_archive(archive, tmp_path / "dest2")

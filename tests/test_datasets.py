@@ -249,6 +249,31 @@ def test_idx_structure_errors(tmp_path):
         read_idx(tmp_path / "x.gz", 3)
 
 
+def test_idx_header_with_a_flipped_size_bit_is_refused_before_allocating(tmp_path):
+    # (2 + 2**31, 28, 28) would be a 1.6 TB array: refused by the file size, not by MemoryError.
+    data = bytearray(idx_bytes(np.zeros((2, 28, 28), np.uint8)))
+    data[4] ^= 0x80
+    (tmp_path / "images").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"images: the IDX data is truncated: the header promises "
+                                               r"\(2147483650, 28, 28\) = 1683627181600 bytes, the file holds 1568"):
+        read_idx(tmp_path / "images", 3)
+    # The gzip trailer records the size modulo 2**32, the same here (2**31 * 784 is a multiple of 2**32).
+    (tmp_path / "images.gz").write_bytes(gzip.compress(bytes(data)))
+    with pytest.raises(CorruptFileError, match=r"images\.gz: the IDX header promises \(2147483650, 28, 28\) = "
+                                               r"1683627181600 bytes of data, more than a \d+-byte gzip file can "
+                                               r"hold"):
+        read_idx(tmp_path / "images.gz", 3)
+    data[4] ^= 0x80
+    data[7] ^= 0x01  # 3 images promised, 2 there
+    (tmp_path / "three.gz").write_bytes(gzip.compress(bytes(data)))
+    with pytest.raises(CorruptFileError, match=r"three\.gz: the gzip stream is damaged or truncated: the IDX "
+                                               r"header promises \(3, 28, 28\) = 2352 bytes of data \(2368 with "
+                                               r"the header\), but the gzip trailer records 1584 bytes"):
+        read_idx(tmp_path / "three.gz", 3)
+    (tmp_path / "ok.gz").write_bytes(gzip.compress(idx_bytes(np.ones((2, 28, 28), np.uint8))))
+    np.testing.assert_array_equal(read_idx(tmp_path / "ok.gz", 3), np.ones((2, 28, 28), np.uint8))
+
+
 def test_uncompressed_idx_files_are_read(tmp_path, monkeypatch, rng):
     arrays = write_mnist(tmp_path / "gz", rng)
     official_content(monkeypatch, MNIST, arrays)

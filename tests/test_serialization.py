@@ -1,4 +1,5 @@
 """serialization.save/load: exact round trips of nested structures, atomic writes, clear errors, no pickle."""
+import io
 import math
 import os
 import zipfile
@@ -232,3 +233,51 @@ def test_save_replaces_atomically_and_creates_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", spy)
     path = serialization.save({"x": 1}, tmp_path / "a" / "b" / "x.npz", compress=True)
     assert replaced == [path] and serialization.load(path) == {"x": 1}
+
+
+def _crafted(path, tree: str, **arrays):
+    """An .npz holding the structure ``tree`` (JSON text) and ``arrays``, as save lays them out."""
+    header = '{"format": "minidl.serialization", "version": 1, "tree": ' + tree + "}"
+    np.savez(path, __minidl__=np.frombuffer(header.encode(), np.uint8), **arrays)
+    return path
+
+
+@pytest.mark.parametrize("tree", ['{"__tuple__": [{}]}', '{"__list__": [{"__list__": [], "x": 1}]}',
+                                  '{"__list__": [{"requires_grad": true, "__tensor__": "a0"}]}', '{"__nope__": 1}'])
+def test_ill_formed_structure_nodes_are_refused(tmp_path, tree):
+    # An empty node inside a tuple used to raise "RuntimeError: generator raised StopIteration".
+    path = _crafted(tmp_path / "node.npz", tree, a0=np.zeros(2))
+    with pytest.raises(SerializationError, match=r"node\.npz' has a structure with an ill-formed node \(keys"):
+        serialization.load(path)
+
+
+def test_array_header_larger_than_its_member_is_refused_before_allocating(tmp_path):
+    # A few hundred bytes whose .npy header declares 4e10 float64s (320 GB) used to raise MemoryError.
+    path = _crafted(tmp_path / "bomb.npz", '{"__array__": "a0"}')
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (40_000_000_000,)})
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("a0.npy", member.getvalue() + bytes(24))
+    assert path.stat().st_size < 1000
+    with pytest.raises(SerializationError, match=r"bomb\.npz' is corrupt: array 'a0\.npy' declares shape "
+                                                 r"\(40000000000,\) of float64 \(320000000000 bytes\), but its "
+                                                 r"archive member holds 24 bytes"):
+        serialization.load(path)
+
+
+def test_tuple_keys_count_toward_the_depth_limit_as_load_counts_them(tmp_path):
+    # A tuple key on a dict at depth 99 used to save, then fail to load.
+    def nest(depth):
+        obj = {(1, "a"): np.zeros(2)}
+        for _ in range(depth):
+            obj = [obj]
+        return obj
+
+    back = serialization.load(serialization.save(nest(98), tmp_path / "ok.npz"))
+    for _ in range(98):
+        back = back[0]
+    assert list(back) == [(1, "a")]
+    with pytest.raises(SerializationError, match="nested more than 100 containers deep"):
+        serialization.save(nest(99), tmp_path / "deep.npz")
+    assert not (tmp_path / "deep.npz").exists()

@@ -268,21 +268,21 @@ def _unsafe(archive: Path, name: str, problem: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(archive, f"member {_show(name)} {problem}; nothing was extracted", _UNSAFE)
 
 
-def _escapes(path: str) -> bool:
-    """Whether a member path (relative to the archive's top) is absolute or climbs out with '..'."""
+def _is_absolute(path: str) -> bool:
+    """Whether a member path is absolute: from the root (``/``, ``\\``) or from a Windows drive (``C:/``,
+    ``C:\\``). Any other ``:`` is part of a name, legal on POSIX."""
     p = path.replace("\\", "/")
-    if p.startswith("/") or (len(p) > 1 and p[1] == ":"):
-        return True
-    normalized = os.path.normpath(p)
-    return normalized == ".." or normalized.startswith("../")
+    return p.startswith("/") or (len(p) > 2 and p[0].isascii() and p[0].isalpha() and p[1:3] == ":/")
 
 
 def _member_parts(archive: Path, name: str) -> tuple[str, ...]:
     """The folder and file names of a member's path below the destination (``()`` for the destination itself).
 
-    Refuses, by its text alone, a name that is absurdly long, absolute, or climbs out with ``..``. Backslashes
-    count as separators, as they do on Windows.
+    Refuses, by its text alone, a name that holds a NUL byte, is absurdly long, absolute, or climbs out with
+    ``..``. Backslashes count as separators, as they do on Windows.
     """
+    if "\x00" in name:  # no file system allows it; the OS calls would raise ValueError, not refuse cleanly
+        raise _unsafe(archive, name, "has a NUL byte in its name, which no file system allows")
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > _MAX_PATH_BYTES:
         raise _unsafe(archive, name, f"has a name of {size} bytes, and file systems allow at most "
@@ -292,7 +292,7 @@ def _member_parts(archive: Path, name: str) -> tuple[str, ...]:
     if longest > _MAX_NAME_BYTES:
         raise _unsafe(archive, name, f"has a {longest}-byte component, and file systems allow names of at most "
                                      f"{_MAX_NAME_BYTES} bytes")
-    if not name or _escapes(name) or ".." in parts:
+    if not name or _is_absolute(name) or ".." in parts:
         raise _unsafe(archive, name, "would be written outside the destination folder (absolute path or '..')")
     return parts
 
@@ -328,6 +328,24 @@ def _zip_is_dir(archive: Path, info: zipfile.ZipInfo) -> bool:
         raise _unsafe(archive, info.filename, f"is a symbolic link: {_ONLY_FILES}, since a link can carry later "
                                               f"members outside the destination folder")
     raise _unsafe(archive, info.filename, f"is a device file, FIFO or other special file: {_ONLY_FILES}")
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                zipfile.ZIP_LZMA: "lzma"}
+
+
+def _check_zip_readable(archive: Path, infos: Sequence[zipfile.ZipInfo]) -> None:
+    """Refuse an encrypted member, or one compressed by a method ``zipfile`` cannot decode (Deflate64, ...):
+    reading it would fail only once the members before it were written."""
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise CorruptFileError(archive, f"member {_show(info.filename)} is encrypted, and minidl reads only "
+                                            f"unencrypted archives; nothing was extracted")
+        if info.compress_type not in _ZIP_METHODS:
+            raise CorruptFileError(archive, f"member {_show(info.filename)} uses the unsupported compression "
+                                            f"method {info.compress_type} (supported: "
+                                            f"{', '.join(f'{k} ({v})' for k, v in _ZIP_METHODS.items())}); "
+                                            f"nothing was extracted")
 
 
 # A checked member: its name in the archive, its path below the destination, whether it is a folder, and a
@@ -458,7 +476,8 @@ def extract_archive(archive: Path, dest: Path) -> None:
     Raises:
         UnsafeArchiveError: a member is a link, a device file or a FIFO, has an absolute, ``..``, duplicate or
             absurdly long name, or would resolve to a path outside ``dest``. Nothing was written.
-        CorruptFileError: the archive is not a readable zip or tar, or it is truncated.
+        CorruptFileError: the archive is not a readable zip or tar, it is truncated, or a zip member is
+            encrypted or compressed by a method ``zipfile`` cannot decode (nothing was written then).
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -473,6 +492,7 @@ def extract_archive(archive: Path, dest: Path) -> None:
                         functools.partial(zf.open, info)) for info in zf.infolist()]
             _check_layout(archive, members)
             _check_resolved(archive, dest, members)
+            _check_zip_readable(archive, zf.infolist())
             _write_members(archive, dest, members, _ZIP_READ_ERRORS, damaged)
         return
     damaged = "the tar archive is damaged or truncated"

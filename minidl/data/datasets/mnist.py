@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import os
 import struct
 import warnings
 import zlib
@@ -53,6 +55,40 @@ def _read_exactly(f, out: np.ndarray, h) -> int:
     return filled
 
 
+_MAX_DEFLATE_RATIO = 1032  # the most deflate expands: 258 bytes for 2 bits of code, at best
+
+
+def _check_size(path: Path, f, dims: tuple[int, ...], header_size: int, gz: bool) -> None:
+    """Refuse a file whose size does not fit the header's ``dims`` before the array is allocated: a flipped
+    bit in a size would otherwise ask for hundreds of GiB. A plain file's size is known exactly; a ``.gz``
+    records its content's size modulo 2**32 in its last 4 bytes (ISIZE), read without decoding, and cannot
+    hold more than deflate's largest ratio times its own size."""
+    data = math.prod(dims)
+    if not gz:
+        found = os.fstat(f.fileno()).st_size - header_size
+        if found < data:
+            raise CorruptFileError(path, f"the IDX data is truncated: the header promises {dims} = {data} bytes, "
+                                         f"the file holds {found}")
+        if found > data:
+            raise CorruptFileError(path, f"the file has more data than the {dims} = {data} bytes its header "
+                                         f"promises (it holds {found})")
+        return
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        raw.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(raw.read(4), "little")
+    # ISIZE misses a size off by a multiple of 2**32 (a flipped high bit of an image count is one: 28 * 28 is a
+    # multiple of 16), so the size is also bounded by deflate's largest ratio.
+    if header_size + data > _MAX_DEFLATE_RATIO * size:
+        raise CorruptFileError(path, f"the IDX header promises {dims} = {data} bytes of data, more than a "
+                                     f"{size}-byte gzip file can hold (deflate expands at most "
+                                     f"{_MAX_DEFLATE_RATIO}-fold): the header is damaged")
+    if isize != (header_size + data) % 2**32:
+        raise CorruptFileError(path, f"the gzip stream is damaged or truncated: the IDX header promises {dims} = "
+                                     f"{data} bytes of data ({header_size + data} with the header), but the gzip "
+                                     f"trailer records {isize} bytes (the content's size modulo 2**32)")
+
+
 def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
     """Read a uint8 IDX file of ``ndim`` dimensions (``.gz`` is decompressed on the fly).
 
@@ -66,8 +102,8 @@ def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
         The uint8 array, of the shape the header declares.
 
     Raises:
-        CorruptFileError: bad gzip stream, wrong magic number, a size that does not match the header, or
-            content whose MD5 is not ``md5``.
+        CorruptFileError: bad gzip stream, wrong magic number, a size that does not match the header (checked
+            before the array is allocated), or content whose MD5 is not ``md5``.
     """
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -84,6 +120,7 @@ def read_idx(path: Path, ndim: int, md5: str | None = None) -> np.ndarray:
                 raise CorruptFileError(path, f"wrong IDX magic number {header[:4].hex()} (expected 000008{ndim:02x}: "
                                              f"unsigned bytes in {ndim} dimensions)")
             dims = struct.unpack(f">{ndim}I", header[4:])
+            _check_size(path, f, dims, header_size, gz=opener is gzip.open)
             out = np.empty(dims, dtype=np.uint8)
             n = _read_exactly(f, out, h)
             if n != out.size:
