@@ -173,9 +173,13 @@ def _remember_versions(ctx, args, outs) -> None:
     worked out only when a version has moved.
     """
     ctx.input_versions = [a._version_counter[0] if isinstance(a, Tensor) else None for a in args]
-    saved_roots = [_root(s) for s in ctx.saved]
-    ctx.output_versions = [(t._version_counter, t._version_counter[0], t._output_index) for t in outs
-                           if any(r is _root(t.array) for r in saved_roots)]
+    ctx.output_versions = []
+    for t in outs:
+        root = _root(t.array)
+        for s in ctx.saved:
+            if s is root or (getattr(s, "base", None) is not None and _root(s) is root):
+                ctx.output_versions.append((t._version_counter, t._version_counter[0], t._output_index))
+                break
 
 
 def _root(a):

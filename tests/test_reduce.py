@@ -1,4 +1,6 @@
 """Reductions: gradcheck on random shapes and axes, and agreement with PyTorch."""
+import warnings
+
 import numpy as np
 import pytest
 from conftest import compare_with_torch
@@ -61,3 +63,18 @@ def test_max_with_dim_values_gradcheck(rng):
     a = rng.permutation(12).reshape(3, 4).astype(np.float64)
     assert mdl.gradcheck(lambda t: t.max(dim=1).values * 2, [mdl.tensor(a, requires_grad=True)])
     assert mdl.gradcheck(lambda t: t.min(dim=0, keepdim=True).values, [mdl.tensor(a, requires_grad=True)])
+
+
+def test_var_and_std_of_one_element_are_nan_forward_and_backward_like_torch(torch):
+    """n - correction = 0: nothing to measure the spread with. PyTorch gives nan (with a warning) both ways."""
+    for name in ("var", "std"):
+        grads = []
+        for lib in (mdl, torch):
+            x = lib.tensor([1.5], dtype=lib.float64, requires_grad=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y = getattr(x, name)()
+                y.backward()
+            assert np.isnan(y.item())
+            grads.append(x.grad.tolist())
+        assert np.isnan(grads[0]).all() and np.isnan(grads[1]).all()

@@ -6,6 +6,8 @@ The backward of a reduction spreads the upstream gradient back over the axes tha
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -71,7 +73,8 @@ class Var(Function):
 
     def backward(ctx, gy):
         d, = ctx.saved
-        return expand_back(gy, d.shape, ctx.axes, ctx.keepdims) * (2 / ctx.denom) * d
+        scale = 2 / ctx.denom if ctx.denom else math.nan  # no spread to measure (n <= correction): nan, as y
+        return expand_back(gy, d.shape, ctx.axes, ctx.keepdims) * scale * d
 
 
 class _Extreme(Function):
