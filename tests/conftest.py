@@ -121,3 +121,25 @@ def pytest_sessionfinish(session, exitstatus):
              {"gradcheck": c in _seen["gradcheck"], "torch": c in _seen["torch"]} for c in ops}
     with open(_COVERAGE_PATH, "w") as f:
         json.dump(table, f, indent=1)
+
+
+def write_synthetic_mnist(folder) -> None:
+    """A tiny MNIST-shaped data set (300 training, 100 test images) as uncompressed IDX files in ``folder``.
+
+    Each image carries a bar whose position depends on its class, so a net has something to learn in one
+    epoch. It is not the official content: load it with ``MNIST(..., check_content=False)``.
+    """
+    import struct
+    from pathlib import Path
+
+    folder = Path(folder)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 300), ("t10k", 100)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, size=(n, 28, 28))
+        for i, label in enumerate(labels):
+            images[i, 4:24, 2 + 2 * label] = 255
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            # IDX: magic (0, 0, 0x08 = unsigned bytes, ndim), big-endian sizes, then the bytes.
+            header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+            (folder / f"{prefix}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())

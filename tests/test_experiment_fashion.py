@@ -6,12 +6,11 @@ data, model, training loop, figures, report — works together on the real data 
 import functools
 import json
 import os
-import struct
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import write_synthetic_mnist
 
 from minidl.data.datasets import MNIST
 
@@ -40,26 +39,13 @@ def test_one_epoch_on_10000_images_learns(tmp_path):
         assert (out / name).stat().st_size > 0, name
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file: magic (0, 0, 0x08 = ubyte, ndim), big-endian sizes, then the bytes."""
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 def test_mnist_runs_unchanged(tmp_path, monkeypatch):
     # MNIST has Fashion-MNIST's IDX format; a tiny synthetic copy checks the --dataset mnist path end to end.
     # It is not the official data set, so the loader is told not to compare its content with it.
     monkeypatch.setitem(fashion_cnn.DATASETS, "mnist", functools.partial(MNIST, check_content=False))
-    rng = np.random.default_rng(0)
     data = tmp_path / "mnist"
     data.mkdir()
-    for prefix, n in (("train", 300), ("t10k", 100)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 60, size=(n, 28, 28))
-        for i, label in enumerate(labels):  # a class-dependent bar, so there is something to learn
-            images[i, 4:24, 2 + 2 * label] = 255
-        _write_idx(data / f"{prefix}-images-idx3-ubyte", images)
-        _write_idx(data / f"{prefix}-labels-idx1-ubyte", labels)
+    write_synthetic_mnist(data)
     out = tmp_path / "run"
     code = fashion_cnn.main(["--dataset", "mnist", "--epochs", "1", "--val-size", "50", "--batch-size", "32",
                              "--data-dir", str(data), "--out", str(out), "--no-progress"])

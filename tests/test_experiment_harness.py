@@ -8,12 +8,11 @@ import functools
 import json
 import math
 import shutil
-import struct
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import write_synthetic_mnist
 
 from minidl.backend import cuda_is_available
 from minidl.data.datasets import MNIST
@@ -25,12 +24,6 @@ import fashion_cnn  # noqa: E402
 PLOTS = ("plot_training_curves", "plot_per_class_accuracy", "plot_confusion_matrix", "plot_classified_examples",
          "plot_filters")
 SMOKE = ["--dataset", "mnist", "--train-subset", "32", "--val-size", "20", "--batch-size", "16", "--no-progress"]
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """An uncompressed IDX file: magic (0, 0, 0x08 = ubyte, ndim), big-endian sizes, then the bytes."""
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 class Plots(dict):
@@ -47,14 +40,7 @@ def world(tmp_path_factory):
     """A synthetic MNIST (not the official files, so its content is not checked), figures replaced by
     recorders, and a finished 2-epoch run to copy."""
     data = tmp_path_factory.mktemp("mnist")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 300), ("t10k", 100)):
-        labels = np.arange(n) % 10
-        images = rng.integers(0, 60, size=(n, 28, 28))
-        for i, label in enumerate(labels):  # a class-dependent bar, so there is something to learn
-            images[i, 4:24, 2 + 2 * label] = 255
-        _write_idx(data / f"{prefix}-images-idx3-ubyte", images)
-        _write_idx(data / f"{prefix}-labels-idx1-ubyte", labels)
+    write_synthetic_mnist(data)
     plots = Plots()
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(fashion_cnn.DATASETS, "mnist", functools.partial(MNIST, check_content=False))

@@ -1,7 +1,6 @@
 """``Embedding``: a learned table of vectors, looked up by integer index (word vectors, token embeddings)."""
 from __future__ import annotations
 
-from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -72,8 +71,7 @@ class Embedding(Module):
 
     def _fill_padding_idx_with_zero(self) -> None:
         if self.padding_idx is not None:
-            with no_grad():
-                self.weight.array[self.padding_idx] = 0
+            self.weight.array[self.padding_idx] = 0
             self.weight._bump_version()
 
     def forward(self, input):

@@ -12,7 +12,7 @@ import numpy as np
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, threads
 from ..kernels import kernels_for
-from .checks import KERNEL_DTYPES, check_kernel_float
+from .checks import KERNEL_DTYPES, check_float, check_kernel_float
 
 
 class ReLU(Function):
@@ -320,11 +320,6 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     return LogSoftmax.apply(input, _softmax_dim("log_softmax", input, dim))
 
 
-def _check_floating(op: str, input) -> None:
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating-point input, got dtype {input.dtype}; use .float()")
-
-
 def elu(input, alpha: float = 1.0, inplace: bool = False):
     """Exponential linear unit: ``input`` where positive, ``alpha * (exp(input) - 1)`` elsewhere.
 
@@ -337,7 +332,7 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
     >>> [round(v, 4) for v in elu(mdl.tensor([-1.0, 2.0])).tolist()]
     [-0.6321, 2.0]
     """
-    _check_floating("elu", input)
+    check_float("elu", "input", input)
     return _maybe_inplace(input, ELU.apply(input, float(alpha)), inplace)
 
 
@@ -354,7 +349,7 @@ def gelu(input, approximate: str = "none"):
     """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    _check_floating("gelu", input)
+    check_float("gelu", "input", input)
     return GELU.apply(input, approximate)
 
 
@@ -365,7 +360,7 @@ def silu(input, inplace: bool = False):
         input: any shape, floating point.
         inplace: write the result into ``input`` (only when no graph is being recorded for it).
     """
-    _check_floating("silu", input)
+    check_float("silu", "input", input)
     return _maybe_inplace(input, SiLU.apply(input), inplace)
 
 
@@ -377,7 +372,7 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
         beta: sharpness (the larger, the closer to ReLU).
         threshold: above this value of ``beta * x`` the function is the identity.
     """
-    _check_floating("softplus", input)
+    check_float("softplus", "input", input)
     return Softplus.apply(input, float(beta), float(threshold))
 
 
@@ -392,7 +387,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     """
     if max_val < min_val:
         raise ValueError(f"hardtanh: max_val ({max_val}) cannot be less than min_val ({min_val})")
-    _check_floating("hardtanh", input)
+    check_float("hardtanh", "input", input)
     return _maybe_inplace(input, Hardtanh.apply(input, float(min_val), float(max_val)), inplace)
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, no_grad
+from ..autograd import Function
 from ..backend import get_array_module
 from .checks import check_float
+from .reduce import scatter_add
 
 
 class Embedding(Function):
@@ -44,7 +45,7 @@ class Embedding(Function):
             counts = xp.bincount(flat, minlength=V)
             rows = rows / counts[flat].astype(gy.dtype).reshape(-1, 1)
         gW = xp.zeros((V, D), dtype=gy.dtype)
-        xp.add.at(gW, flat, rows)
+        scatter_add(gW, flat, rows)
         if ctx.padding_idx is not None:
             gW[ctx.padding_idx] = 0
         return gW, None
@@ -59,8 +60,7 @@ def _embedding_renorm_(weight, idx, max_norm: float, norm_type: float) -> None:
     big = norms > max_norm
     if bool(big.any()):
         scale = (max_norm / (norms[big] + 1e-7)).astype(weight.dtype)
-        with no_grad():
-            weight.array[rows[big]] *= scale[:, None]
+        weight.array[rows[big]] *= scale[:, None]
         weight._bump_version()
 
 

@@ -608,15 +608,7 @@ def mse_loss(input, target, reduction: str = "mean", weight=None, *, size_averag
     reduction = _reduction(op, reduction, size_average, reduce)
     check_float(op, "input", input)
     check_same_dtype(op, input=input, target=target, weight=weight)
-    if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"{op}: Using a target size {tuple(target.shape)} that is different to the input size "
-                      f"{tuple(input.shape)}. This will likely lead to incorrect results due to broadcasting. "
-                      f"Please ensure they have the same size.", stacklevel=2)
-        try:
-            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
-        except ValueError:
-            raise ValueError(f"{op}: input of shape {tuple(input.shape)} and target of shape "
-                             f"{tuple(target.shape)} cannot be broadcast together") from None
+    _broadcast_target(op, input, target)
     if weight is None:
         return MSELoss.apply(input, target, reduction=reduction)
     if tuple(weight.shape) != tuple(input.shape):
