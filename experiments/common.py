@@ -129,24 +129,31 @@ def make_parser(script_file: str, doc: str) -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_training_flags(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int, optimizers: Iterable[str],
-                       optimizer: str, lr_help: str) -> None:
+def add_training_flags(parser: argparse.ArgumentParser, *, epochs: int | None, batch_size: int | None,
+                       optimizers: Iterable[str], optimizer: str, lr_help: str, weight_decay: float | None = 0.0,
+                       recipe_help: str = "") -> None:
     """The knobs every training script has: ``--epochs --batch-size --optimizer --lr --weight-decay --seed
     --train-subset``, each validated as it is parsed.
 
     Args:
         parser: the script's parser.
-        epochs, batch_size, optimizer: the script's defaults.
+        epochs, batch_size, optimizer, weight_decay: the script's defaults; None for a default the script
+            resolves itself once the flags are known (from ``--recipe``, say), which ``recipe_help`` explains.
         optimizers: the optimizers the script offers.
         lr_help: what ``--lr`` defaults to (the default is ``None``, for the script to resolve, since it
             usually depends on the optimizer).
+        recipe_help: the help's words for a default of None, e.g. ``"12, 300 under --recipe report"``.
     """
-    parser.add_argument("--epochs", type=int_at_least(1), default=epochs, help=f"epochs in all (default {epochs})")
+    def default(value) -> str:
+        return f"default {value}" if value is not None else f"default: {recipe_help}"
+
+    parser.add_argument("--epochs", type=int_at_least(1), default=epochs, help=f"epochs in all ({default(epochs)})")
     parser.add_argument("--batch-size", type=int_at_least(1), default=batch_size,
-                        help=f"training images per step (default {batch_size})")
+                        help=f"training images per step ({default(batch_size)})")
     parser.add_argument("--optimizer", choices=sorted(optimizers), default=optimizer)
     parser.add_argument("--lr", type=float_in(0, low_open=True), default=None, help=lr_help)
-    parser.add_argument("--weight-decay", type=float_in(0), default=0.0, help="L2 penalty (default 0)")
+    parser.add_argument("--weight-decay", type=float_in(0), default=weight_decay,
+                        help=f"L2 penalty ({default(weight_decay)})")
     parser.add_argument("--seed", type=int_at_least(0), default=0,
                         help="seeds the weights, the validation split and the shuffling (default 0)")
     parser.add_argument("--train-subset", type=int_at_least(1), default=None, metavar="N",
@@ -155,7 +162,7 @@ def add_training_flags(parser: argparse.ArgumentParser, *, epochs: int, batch_si
 
 def add_run_flags(parser: argparse.ArgumentParser, *, out: str) -> None:
     """The flags about where a run reads and writes and how it talks: ``--data-dir --out --resume
-    --overwrite --device --no-progress --debug``.
+    --overwrite --device --tensorboard --no-progress --debug``.
 
     Args:
         parser: the script's parser.
@@ -174,6 +181,9 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out: str) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (everything in that folder is deleted first)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
+    parser.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                        help="also write TensorBoard events to DIR (needs tensorboardX: pip install "
+                             "'minidl[tensorboard]'); view them with: tensorboard --logdir DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true",
                         help="print a full traceback for expected errors too (missing data, bad checkpoint, ...)")
@@ -423,7 +433,7 @@ class RunFolder:
     INVOCATION = frozenset({"out", "resume", "overwrite", "device", "no_progress", "debug"})
     #: Flags a resumed run may change: where and how to run, not what is computed. When not given, the run's
     #: own value holds (but for :attr:`INVOCATION`).
-    CONTINUATION = INVOCATION | {"data_dir"}
+    CONTINUATION = INVOCATION | {"data_dir", "tensorboard"}
 
     def __init__(self, path: Path, script: str) -> None:
         self.path = Path(path)
@@ -597,6 +607,14 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def earlier_wall_seconds(args: argparse.Namespace) -> float:
+    """The ``wall_seconds`` of the commands that finished this run before (a resumed finished run adds its
+    time to theirs); 0 for a new run."""
+    earlier = _read_json(args.out / "summary.json") if args.resume else None
+    seconds = earlier.get("wall_seconds") if earlier else None
+    return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
 
 # ----------------------------------------------------------------------------------- the closing files

@@ -6,6 +6,7 @@
     python experiments/fashion_cnn.py --dataset mnist --out runs/mnist_cnn
     python experiments/fashion_cnn.py --resume              # continue the run in --out where it stopped
     python experiments/fashion_cnn.py --resume --epochs 20  # train that run longer (its schedule is extended)
+    python experiments/fashion_cnn.py --tensorboard runs/tb/fashion  # also TensorBoard events (tensorboardX)
 
 Writes to the run folder --out (default runs/fashion_cnn): config.json, metrics.csv, checkpoint.npz,
 model_summary.txt, the figures (training_curves.png, per_class_accuracy.png, confusion_matrix.png,
@@ -28,6 +29,7 @@ import copy
 import time
 from pathlib import Path
 
+import classify
 import common
 from common import markdown_table, write_json
 
@@ -187,6 +189,7 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
         raise common.ExperimentError(f"argument --momentum: only --optimizer sgd has a momentum, and this run's "
                                      f"optimizer is {args.optimizer}: leave --momentum out, or pass --optimizer sgd",
                                      common.EXIT_USAGE)
+    classify.require_tensorboard(args.tensorboard)
     # wall_seconds counts every command that finished this run: a resumed finished run adds its time.
     earlier = common._read_json(args.out / "summary.json") if args.resume else None
     earlier_seconds = earlier.get("wall_seconds") if earlier else None
@@ -207,11 +210,18 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
     folder.start(args, sizes)
     (out / "model_summary.txt").write_text(mdl.summary(model, (1, 28, 28), device=args.device))
     loss_fn = nn.CrossEntropyLoss()
-    history = training.fit(model, loss_fn, optimizer, train_loader, val_loader, epochs=args.epochs,
-                           scheduler=scheduler, out_dir=out, resume=args.resume, device=args.device,
-                           progress=not args.no_progress)
-
-    test = training.evaluate(model, test_loader, loss_fn, device=args.device)
+    writer = classify.open_tensorboard(args.tensorboard)
+    try:
+        history = training.fit(model, loss_fn, optimizer, train_loader, val_loader, epochs=args.epochs,
+                               scheduler=scheduler, out_dir=out, resume=args.resume, device=args.device,
+                               progress=not args.no_progress,
+                               on_epoch=classify.epoch_logger(writer) if writer else None)
+        test = training.evaluate(model, test_loader, loss_fn, device=args.device, keep_scores=writer is not None)
+        if writer:
+            classify.log_test_to_tensorboard(writer, model, test, test_set, classes, len(history), args.device)
+    finally:
+        if writer:
+            writer.close()
     per_class = metrics.per_class_accuracy(test.predictions, test.targets, len(classes))
     train_seconds = float(sum(r["train_seconds"] for r in history.rows))
     images = sum(len(train_loader.dataset) for _ in history.rows)

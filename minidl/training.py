@@ -462,11 +462,11 @@ def _restore_states(ckpt: dict, path: Path, model, optimizer, scheduler, epochs:
 
 # ----------------------------------------------------------------------------------- fit
 def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, epochs: int,
-        scheduler=None, out_dir: str | os.PathLike | None = None,
+        scheduler=None, scheduler_interval: str = "epoch", out_dir: str | os.PathLike | None = None,
         checkpoint_path: str | os.PathLike | None = None, resume: bool = False,
         metrics: Mapping[str, Callable[[EvalResult], float]] | None = None, device: str | None = None,
         progress: bool = True, log: Callable[[str], Any] | None = None,
-        log_every: int | None = None) -> History:
+        log_every: int | None = None, on_epoch: Callable[["History"], Any] | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs, validating, logging and checkpointing after each.
 
     Args:
@@ -480,13 +480,17 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         epochs: the total number of epochs (a resumed run counts the epochs already done; it may be more
             than the run was started with, not fewer than the epochs done).
         scheduler: a ``minidl.optim.lr_scheduler`` scheduler, stepped once per epoch
-            (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation). Build
+            (``ReduceLROnPlateau`` with the validation loss, or the training loss without validation), or
+            after every optimizer step with ``scheduler_interval="batch"``. Build
             it for ``epochs``: when a resumed run's ``epochs`` differs from the checkpoint's, this scheduler
             (not the checkpoint's, built for the old length) continues from the epoch reached, and a log line
             says so. That needs a scheduler with a closed form (``StepLR``, ``MultiStepLR``,
             ``CosineAnnealingLR``, ``ExponentialLR``, ...) or one whose course does not depend on the length
             (``ReduceLROnPlateau``, ``CosineAnnealingWarmRestarts``); any other (``LambdaLR``, ``OneCycleLR``,
             ``SequentialLR``, ...) is refused with :class:`ResumeError`.
+        scheduler_interval: ``"epoch"`` (the default) or ``"batch"``: step the scheduler after each epoch,
+            or after each optimizer step, as ``OneCycleLR`` is meant to be (built with
+            ``total_steps=epochs * len(train_loader)``). The ``lr`` column is the rate the epoch began with.
         out_dir: a folder for ``checkpoint.npz`` and ``metrics.csv`` (rewritten every epoch).
         checkpoint_path: where to write the checkpoint (default ``out_dir/checkpoint.npz``; no checkpoint
             when neither is given).
@@ -502,6 +506,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             above the progress bar.
         log_every: also log the mean loss of every ``log_every`` batches (``[epoch 1, batch 2000] loss
             2.212``, as the PyTorch CIFAR-10 tutorial prints), kept in ``History.batch_losses``.
+        on_epoch: called with the :class:`History` after each epoch (its last row is the epoch just done,
+            as logged and written to ``metrics.csv``), e.g. to write it to TensorBoard as training goes.
 
     Returns:
         The :class:`History` (the restored epochs included, when resuming).
@@ -520,6 +526,11 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
     if log_every is not None and log_every < 1:
         raise ValueError(f"fit: log_every must be a positive integer, got {log_every!r}")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(f"fit: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+    if scheduler_interval == "batch" and _is_plateau_scheduler(scheduler):
+        raise ValueError("fit: ReduceLROnPlateau follows a loss measured once per epoch: use "
+                         "scheduler_interval='epoch' with it")
     if device is not None:
         device = normalize_device(device)
         model.to(device)
@@ -550,7 +561,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
         restarted = None
         if scheduler is not None:
             if planned is not None and planned != epochs:
-                restarted = _restart_schedule(scheduler, start_epoch)
+                per_epoch = (_len_or_none(train_loader) or 0) if scheduler_interval == "batch" else 1
+                restarted = _restart_schedule(scheduler, start_epoch * per_epoch)
             if restarted is None:
                 scheduler.load_state_dict(ckpt["scheduler"])
         history = History.from_state_dict(ckpt["history"])
@@ -574,8 +586,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
-            row = _train_epoch(model, loss_fn, optimizer, train_loader, epoch, epochs, device, ignore_index,
-                               num_batches, progress, log, log_every, history, checkpoint_path, saved_epoch)
+            batch_scheduler = scheduler if scheduler_interval == "batch" else None
+            row = _train_epoch(model, loss_fn, optimizer, batch_scheduler, train_loader, epoch, epochs, device,
+                               ignore_index, num_batches, progress, log, log_every, history, checkpoint_path,
+                               saved_epoch)
             seconds = row["train_seconds"]
             if val_loader is not None:
                 if hasattr(val_loader, "set_epoch"):
@@ -595,13 +609,15 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             row["images_per_s"] = row.pop("_images") / row["train_seconds"] if row["train_seconds"] > 0 else None
             row = {k: row[k] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                                        *metrics, "train_seconds", "seconds", "images_per_s")}
-            if scheduler is not None:
+            if scheduler is not None and scheduler_interval == "epoch":
                 if _is_plateau_scheduler(scheduler):
                     scheduler.step(row["val_loss"] if row["val_loss"] is not None else row["train_loss"])
                 else:
                     scheduler.step()
             history.append(row)
             log(_summary(row, epochs, metrics))
+            if on_epoch is not None:
+                on_epoch(history)
             if out_dir is not None:
                 history.to_csv(out_dir / METRICS_NAME)
             if checkpoint_path is not None:
@@ -621,9 +637,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
     return history
 
 
-def _train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, ignore_index, num_batches,
-                 progress, log, log_every, history, checkpoint_path, saved_epoch) -> dict[str, Any]:
-    """One pass over ``loader`` with updates; returns the epoch's row so far."""
+def _train_epoch(model, loss_fn, optimizer, batch_scheduler, loader, epoch, epochs, device, ignore_index,
+                 num_batches, progress, log, log_every, history, checkpoint_path, saved_epoch) -> dict[str, Any]:
+    """One pass over ``loader`` with updates (and ``batch_scheduler`` steps, if given); returns the epoch's
+    row so far."""
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch - 1)
     model.train()
@@ -644,6 +661,8 @@ def _train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, ignor
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if batch_scheduler is not None:
+                batch_scheduler.step()
 
             N = x.shape[0]
             loss_sum += value * N

@@ -13,9 +13,10 @@ class Report003Net(nn.Module):
 
     Args:
         filters: channels of the three convs ([64, 128, 256] is the report's wider variant).
-        kernels: kernel sizes of the three convs ([7, 5, 3] is a variant; sizes must keep a 2×2 map).
-        leaky: LeakyReLU instead of ReLU.
-        batch_norm: BatchNorm2d after each activation (the report's best net).
+        kernels: kernel sizes of the three convs ([7, 5, 3] is a variant, with a 1×1 map before flatten).
+        leaky: LeakyReLU instead of ReLU, everywhere (the report changed "all activation functions").
+        batch_norm: BatchNorm after each activation, the convs' (2d) and the fully connected ones' (1d), as
+            the report says: "after each activation function ReLu/Leaky ReLu" (its best net).
         dropout: dropout probability between FC1 and FC2 (0 = none).
         extra_fc: width of an extra Linear+ReLU before the classifier (0 = none).
     """
@@ -36,10 +37,14 @@ class Report003Net(nn.Module):
         self.cnn = nn.Sequential(*layers)
         self.flatten = nn.Flatten(start_dim=1)
         head = [nn.Linear(c_in * size * size, hidden), act()]
+        if batch_norm:
+            head.append(nn.BatchNorm1d(hidden))
         if dropout:
             head.append(nn.Dropout(dropout))
         if extra_fc:
             head += [nn.Linear(hidden, extra_fc), act()]
+            if batch_norm:
+                head.append(nn.BatchNorm1d(extra_fc))
         head.append(nn.Linear(extra_fc or hidden, num_classes))
         self.lin = nn.Sequential(*head)
 

@@ -143,3 +143,26 @@ def write_synthetic_mnist(folder) -> None:
             # IDX: magic (0, 0, 0x08 = unsigned bytes, ndim), big-endian sizes, then the bytes.
             header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
             (folder / f"{prefix}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_cifar_folder(root, rng, per_file: int, learnable: bool = False) -> None:
+    """A tiny CIFAR-10 in the official binary layout: ``per_file`` records in each batch file, every class in
+    each (per-class accuracies divide by each class's count). Load it with ``CIFAR10.records_per_file``
+    monkeypatched to None (the real files hold 10,000 records each).
+
+    ``learnable``: an image's brightness is set by its class (noise on top), which random crops and flips
+    keep, so a net has something to learn in a few steps; else the pixels are pure noise.
+    """
+    from pathlib import Path
+
+    from minidl.data.datasets import CIFAR10
+
+    folder = Path(root) / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    for name in CIFAR10.train_list + CIFAR10.test_list:
+        labels = rng.permutation(np.arange(per_file, dtype=np.uint8) % 10)
+        pixels = rng.integers(0, 256 if not learnable else 60, size=(per_file, 3, 32, 32), dtype=np.uint8)
+        if learnable:
+            pixels += (19 * labels).astype(np.uint8)[:, None, None, None]
+        np.concatenate([labels[:, None], pixels.reshape(per_file, -1)], axis=1).tofile(folder / name)
+    (folder / "batches.meta.txt").write_text("\n".join(CIFAR10.classes) + "\n")

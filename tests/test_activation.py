@@ -29,6 +29,8 @@ ELEMENTWISE = [
     ("leaky_relu_default", lambda F, x: F.leaky_relu(x)),
     ("leaky_relu_0.2", lambda F, x: F.leaky_relu(x, 0.2)),
     ("leaky_relu_neg", lambda F, x: F.leaky_relu(x, negative_slope=-0.5)),
+    ("leaky_relu_0", lambda F, x: F.leaky_relu(x, 0.0)),
+    ("leaky_relu_2.5", lambda F, x: F.leaky_relu(x, 2.5)),
     ("sigmoid", lambda F, x: F.sigmoid(x)),
     ("tanh", lambda F, x: F.tanh(x)),
 ]
@@ -84,6 +86,44 @@ def test_relu_and_leaky_relu_values_at_known_points():
     x = mdl.tensor([-2.0, -0.5, 0.5, 3.0])
     assert F.relu(x).tolist() == [0.0, 0.0, 0.5, 3.0]
     np.testing.assert_allclose(F.leaky_relu(x, 0.1).numpy(), [-0.2, -0.05, 0.5, 3.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("negative_slope", [0.01, 0.0, -0.5, 2.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [60, 300_000])
+def test_leaky_relu_bit_equal_to_torch_with_nan(rng, torch, device, dtype, negative_slope, size):
+    """NaN and both zeros in the input; 300 000 elements are split across the worker threads. PyTorch
+    propagates NaN forward and gives it the gradient slope * gy, like any input that is not > 0."""
+    x = rng.standard_normal((size // 60, 60)).astype(dtype)
+    x[:, :3] = [np.nan, 0.0, -0.0]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    xm = mdl.tensor(x, requires_grad=True, device=device)
+    y = F.leaky_relu(xm, negative_slope)
+    y.backward(mdl.tensor(gy, device=device))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.leaky_relu(xt, negative_slope)
+    yt.backward(torch.tensor(gy))
+    assert y.dtype == dtype and xm.grad.dtype == dtype
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(xm.grad.numpy(), xt.grad.numpy())
+
+
+def test_leaky_relu_rejects_dtypes_without_a_kernel():
+    with pytest.raises(TypeError, match="leaky_relu: expected a floating-point input, got dtype int64"):
+        F.leaky_relu(mdl.tensor([1, -2]))
+    with pytest.raises(TypeError, match="leaky_relu: input has dtype float16"):
+        F.leaky_relu(mdl.tensor(np.array([1.0, -2.0], np.float16)))
+
+
+def test_leaky_relu_backward_refuses_an_input_changed_in_place(rng):
+    """The backward reads the input x, so changing x after the forward (here as an optimizer step would)
+    is an error, as in PyTorch."""
+    x = mdl.tensor(off_kink(rng, (3, 4)), requires_grad=True)
+    y = F.leaky_relu(x, 0.2)
+    with mdl.no_grad():
+        x.mul_(-1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward(mdl.ones(3, 4))
 
 
 @pytest.mark.parametrize("fn_name", ["relu", "leaky_relu"])

@@ -4,23 +4,11 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-import numpy as np
+from conftest import write_cifar_folder
 
 from minidl.data.datasets import CIFAR10
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def write_cifar_folder(root: Path, rng, per_file: int) -> None:
-    """A tiny CIFAR-10 in the official binary layout: ``per_file`` records in each batch file, every class in
-    each (the tutorial's per-class accuracy divides by each class's count)."""
-    folder = root / "cifar-10-batches-bin"
-    folder.mkdir(parents=True)
-    for name in CIFAR10.train_list + CIFAR10.test_list:
-        labels = rng.permutation(np.arange(per_file, dtype=np.uint8) % 10)[:, None]
-        pixels = rng.integers(0, 256, size=(per_file, 3 * 32 * 32), dtype=np.uint8)
-        np.concatenate([labels, pixels], axis=1).tofile(folder / name)
-    (folder / "batches.meta.txt").write_text("\n".join(CIFAR10.classes) + "\n")
 
 
 def test_pytorch_cifar10_tutorial_runs_unchanged(tmp_path, monkeypatch, rng, capsys):

@@ -53,3 +53,17 @@ def test_mnist_runs_unchanged(tmp_path, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "mnist" and 0.0 <= summary["test_accuracy"] <= 1.0
     assert (out / "report.md").read_text().startswith("# MNIST, report 001's network")
+
+
+def test_tensorboard_events(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    monkeypatch.setitem(fashion_cnn.DATASETS, "mnist", functools.partial(MNIST, check_content=False))
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_synthetic_mnist(data)
+    logs = tmp_path / "tb"
+    code = fashion_cnn.main(["--dataset", "mnist", "--epochs", "2", "--val-size", "50", "--data-dir", str(data),
+                             "--out", str(tmp_path / "run"), "--tensorboard", str(logs), "--no-progress"])
+    assert code == 0
+    assert list(logs.glob("events.out.tfevents.*")) and (logs / "projector_config.pbtxt").is_file()
+    assert len((logs / "00002" / "features" / "metadata.tsv").read_text().splitlines()) == 101  # header + 100

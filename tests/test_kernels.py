@@ -185,7 +185,8 @@ def test_kernels_run_without_jit():
         "    k.max_pool2d_forward(x, 3, 2, 2, 2, 1, 0, 1, 1, y, i)\n"
         "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
         "    V = np.empty((16, 3 * 2 * 3 * 2)); k.winograd_input(x, 1, 1, 0, 3, 2, V)\n"
-        "    print(g.sum(), i.sum(), a.sum(), V.sum())\n"
+        "    r = np.empty_like(x); k.leaky_relu_backward(x - 3, x - 2, 0.1, r)\n"
+        "    print(g.sum(), i.sum(), a.sum(), V.sum(), r.sum())\n"
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
@@ -197,7 +198,9 @@ def test_kernels_run_without_jit():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_batch_norm(rng, case, dtype):
-    N, C, L = (int(v) for v in rng.integers(1, 5, size=3))
+    """Rows of up to 200 values, so the fast kernel's reordered sums run both their vector loop and its tail."""
+    N, C = (int(v) for v in rng.integers(1, 5, size=2))
+    L = int(rng.integers(1, 200))
     x = (rng.standard_normal((N, C, L)) * 3 + rng.standard_normal(C)[:, None]).astype(dtype)
     W, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     outs = {k: [np.empty(C, dtype), np.empty(C, dtype), np.empty_like(x), np.empty_like(x)]
@@ -228,6 +231,29 @@ def test_relu(rng, dtype):
     cpu.relu_backward(gy, y, gx)
     reference.relu_backward(gy, y_ref, gx_ref)
     np.testing.assert_array_equal(gx, gx_ref)
+
+
+@pytest.mark.parametrize("negative_slope", [0.01, 0.1, 0.0, -0.5, 1.0, 2.5])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu(rng, dtype, negative_slope):
+    """Random shapes (some empty) with NaN and zeros of both signs in x; bit-equal to the reference, with
+    the slope rounded to the dtype (0.1 is not a float32), of any sign and size."""
+    for _ in range(4):
+        shape = tuple(int(n) for n in rng.integers(0, 6, size=rng.integers(1, 5)))
+        x = rng.standard_normal(shape).astype(dtype)
+        kind = rng.random(shape)
+        x[kind < 0.1] = np.nan
+        x[(0.1 <= kind) & (kind < 0.15)] = 0.0
+        x[(0.15 <= kind) & (kind < 0.2)] = -0.0
+        gy = rng.standard_normal(shape).astype(dtype)
+        y, y_ref, gx, gx_ref = (np.full(shape, 7.0, dtype) for _ in range(4))
+        cpu.leaky_relu_forward(x, negative_slope, y)
+        reference.leaky_relu_forward(x, negative_slope, y_ref)
+        np.testing.assert_array_equal(y, y_ref)  # NaN equals NaN here
+        assert np.isnan(y[np.isnan(x)]).all()
+        cpu.leaky_relu_backward(gy, x, negative_slope, gx)
+        reference.leaky_relu_backward(gy, x, negative_slope, gx_ref)
+        np.testing.assert_array_equal(gx, gx_ref)
 
 
 def winograd_geometry(rng):

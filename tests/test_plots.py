@@ -109,3 +109,41 @@ def test_segmentation_triplets(tmp_path, rng):
     _check_png(P.plot_segmentation_triplets(images.transpose(0, 2, 3, 1), truth, truth, out), out)
     with pytest.raises(ValueError, match="2 class names for 5 colours"):
         P.plot_segmentation_triplets(images, truth, truth, tmp_path / "bad.png", class_names=["a", "b"])
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plotting functions save, kept for inspection."""
+    figures = []
+    save = P._save
+
+    def keep(fig, path):
+        figures.append(fig)
+        return save(fig, path)
+    monkeypatch.setattr(P, "_save", keep)
+    return figures
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_training_curves_draw_extra_columns_and_name_the_monitored_set(tmp_path, drawn):
+    columns = {"epoch": [1, 2], "train_loss": [1.0, 0.7], "val_loss": [1.1, 0.8], "train_acc": [0.5, 0.7],
+               "val_acc": [0.45, 0.6], "mean_recall": [0.44, 0.61]}
+    P.plot_training_curves(columns, tmp_path / "c.png", reference_accuracy={"report": 0.7},
+                           extra_columns={"mean_recall": "test mean recall"}, val_label="test")
+    loss_ax, acc_ax = drawn[0].axes
+    assert _legend(loss_ax) == ["train", "test"]
+    assert _legend(acc_ax) == ["train", "test", "test mean recall", "report"]
+    recall_line = acc_ax.get_lines()[2]
+    assert list(recall_line.get_ydata()) == pytest.approx([44.0, 61.0])
+
+
+def test_pr_curves_of_chosen_classes_only(tmp_path, rng, drawn):
+    labels = rng.integers(0, 4, 200)
+    scores = rng.random((200, 4)) + 0.5 * np.eye(4)[labels]
+    P.plot_pr_curves(scores, labels, tmp_path / "pr.png", NAMES, only=[1], reference_ap=[0.5, 0.6, 0.1, 0.7])
+    ax = drawn[0].axes[0]
+    assert len(_legend(ax)) == 1 and _legend(ax)[0].startswith("Trouser (AP ")
+    assert "\nAP " in ax.get_title() and "(report 0.600)" in ax.get_title()

@@ -381,3 +381,63 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_a_resume_error(tmp_path):
     assert err.value.checkpoint_path == tmp_path / "checkpoint.npz"
     with pytest.raises(ResumeError, match="does not match this model"):
         check_resume(tmp_path / "checkpoint.npz", other, opt, epochs=2)
+
+
+def test_a_batch_interval_steps_the_scheduler_after_every_optimizer_step():
+    model, optimizer, _, train, _ = _setup()
+    batches = len(train)
+    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=3 * batches)
+    seen = []
+    original_step = optimizer.step
+
+    def step():
+        seen.append(optimizer.param_groups[0]["lr"])
+        original_step()
+    optimizer.step = step
+    history = fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=3, scheduler=scheduler,
+                  scheduler_interval="batch", progress=False, log=Messages())
+    # The lr each step used is the one-cycle's, step by step, from max_lr / 25 up to max_lr and down.
+    reference = optim.lr_scheduler.OneCycleLR(optim.SGD([nn.Parameter(mdl.zeros(1))], lr=0.1), max_lr=0.1,
+                                              total_steps=3 * batches)
+    expected = []
+    for _ in range(3 * batches):
+        expected.append(reference.optimizer.param_groups[0]["lr"])
+        reference.optimizer.step()
+        reference.step()
+    assert seen == pytest.approx(expected)
+    assert scheduler.last_epoch == 3 * batches
+    assert history["lr"] == pytest.approx([expected[0], expected[batches], expected[2 * batches]])
+
+
+def test_a_batch_interval_resumed_for_more_epochs_continues_the_new_schedule(tmp_path):
+    model, optimizer, _, train, _ = _setup()
+    batches = len(train)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2 * batches)
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=2, scheduler=scheduler, scheduler_interval="batch",
+        out_dir=tmp_path, progress=False, log=Messages())
+    model, optimizer, _, train, _ = _setup()
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4 * batches)
+    history = fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=4, scheduler=scheduler,
+                  scheduler_interval="batch", out_dir=tmp_path, resume=True, progress=False, log=Messages())
+    # Epoch 3 starts where the cosine over 4 epochs' batches is after 2 epochs' batches, not at its start.
+    assert history["lr"][2] == pytest.approx(0.05 * (1 + math.cos(math.pi * 2 / 4)) / 2)
+    assert scheduler.last_epoch == 4 * batches
+
+
+def test_batch_interval_arguments_are_checked():
+    model, optimizer, _, train, _ = _setup(plateau=True)
+    with pytest.raises(ValueError, match="scheduler_interval must be 'epoch' or 'batch'"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=1, scheduler_interval="step", progress=False)
+    plateau = optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau follows a loss measured once per epoch"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=1, scheduler=plateau, scheduler_interval="batch",
+            progress=False)
+
+
+def test_on_epoch_sees_the_history_after_each_epoch():
+    model, optimizer, scheduler, train, val = _setup()
+    calls = []
+    fit(model, nn.CrossEntropyLoss(), optimizer, train, val, epochs=3, scheduler=scheduler, progress=False,
+        log=Messages(), log_every=2, on_epoch=lambda h: calls.append((h.last["epoch"], len(h), len(h.batch_losses))))
+    per_epoch = len(train) // 2
+    assert calls == [(e, e, e * per_epoch) for e in (1, 2, 3)]

@@ -323,6 +323,46 @@ def adaptive_avg_pool2d_backward(gy, gx):
             gx[n, c, h, w] = s
 
 
+# The per-channel sums of batch norm may be added in any order (LLVM's ``reassoc`` flag, and no other
+# fast-math flag: NaN and infinities keep their meaning), so LLVM keeps each as several partial sums in
+# vector registers instead of one chain of dependent float64 adds, each waiting for the last. Measured on
+# one core, a sum over the (128, 64, 676) float32 activations of report 003's best net: 9.6 ms in order,
+# 1.0 ms reordered. The order is fixed when a helper is compiled, so the result does not depend on the
+# thread count.
+@njit(cache=True, fastmath={"reassoc"})
+def _channel_sum(x, c):
+    """sum over n, l of x[n, c, l], in float64."""
+    s = 0.0
+    for n in range(x.shape[0]):
+        for l in range(x.shape[2]):
+            s += x[n, c, l]
+    return s
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _channel_squared_deviation(x, c, m):
+    """sum over n, l of (x[n, c, l] - m)^2, in float64."""
+    q = 0.0
+    for n in range(x.shape[0]):
+        for l in range(x.shape[2]):
+            d = x[n, c, l] - m
+            q += d * d
+    return q
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _channel_grad_sums(gy, xhat, c):
+    """(sum gy[n, c, l], sum gy[n, c, l] * xhat[n, c, l]) over n, l, in float64."""
+    sb = 0.0
+    sw = 0.0
+    for n in range(gy.shape[0]):
+        for l in range(gy.shape[2]):
+            g = gy[n, c, l]
+            sb += g
+            sw += g * xhat[n, c, l]
+    return sb, sw
+
+
 @_kernel(cost=8)
 def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
     # Threads over channels; each makes three passes over its values: the mean, the variance around it
@@ -330,17 +370,8 @@ def batch_norm_forward(x, W, b, eps, mean, var, xhat, y):
     N, C, L = x.shape
     M = N * L
     for c in prange(C):
-        s = 0.0
-        for n in range(N):
-            for l in range(L):
-                s += x[n, c, l]
-        m = s / M
-        q = 0.0
-        for n in range(N):
-            for l in range(L):
-                d = x[n, c, l] - m
-                q += d * d
-        v = q / M
+        m = _channel_sum(x, c) / M
+        v = _channel_squared_deviation(x, c, m) / M
         inv = 1.0 / np.sqrt(v + eps)
         w, shift = W[c], b[c]
         for n in range(N):
@@ -358,13 +389,7 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
     N, C, L = gy.shape
     M = N * L
     for c in prange(C):
-        sb = 0.0
-        sw = 0.0
-        for n in range(N):
-            for l in range(L):
-                g = gy[n, c, l]
-                sb += g
-                sw += g * xhat[n, c, l]
+        sb, sw = _channel_grad_sums(gy, xhat, c)
         gb[c] = sb
         gW[c] = sw
         if gx.size:
@@ -392,6 +417,26 @@ def relu_backward(gy, y, out):
     zero = r.dtype.type(0)
     for i in prange(uint64(g.size)):
         r[i] = g[i] if o[i] > 0 else zero
+
+
+@_kernel
+def leaky_relu_forward(x, negative_slope, out):
+    # One flat pass as in relu_forward (NumPy's where(x > 0, x, a*x) makes a mask and a product first).
+    # The slope is rounded to the array's dtype, as PyTorch does; a NaN fails v > 0 and stays NaN in v*a.
+    a, r = x.reshape(x.size), out.reshape(out.size)
+    slope = r.dtype.type(negative_slope)
+    for i in prange(uint64(a.size)):
+        v = a[i]
+        r[i] = v if v > 0 else v * slope
+
+
+@_kernel
+def leaky_relu_backward(gy, x, negative_slope, out):
+    # One flat pass over gy and the forward's input x (their signs, not y's, pick the slope: see reference).
+    g, s, r = gy.reshape(gy.size), x.reshape(x.size), out.reshape(out.size)
+    slope = r.dtype.type(negative_slope)
+    for i in prange(uint64(g.size)):
+        r[i] = g[i] if s[i] > 0 else g[i] * slope
 
 
 @_kernel(cost=4)

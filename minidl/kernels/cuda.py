@@ -202,6 +202,15 @@ _KERNELS = {
         }
         gx = s;
         """),
+    # NaN is not > 0: it takes the slope branch and stays NaN, as in PyTorch.
+    "leaky_relu_forward": (
+        "T x, float64 negative_slope",
+        "T y",
+        "y = x > 0 ? x : x * (T)negative_slope;"),
+    "leaky_relu_backward": (
+        "T gy, T x, float64 negative_slope",
+        "T gx",
+        "gx = x > 0 ? gy : gy * (T)negative_slope;"),
 }
 
 
@@ -293,3 +302,13 @@ def relu_forward(x, out):
 def relu_backward(gy, y, out):
     import cupy
     cupy.multiply(gy, y > 0, out=out)
+
+
+def leaky_relu_forward(x, negative_slope, out):
+    # One thread per element; the slope is rounded to x's dtype, as in PyTorch.
+    _kernel("leaky_relu_forward")(x, negative_slope, out)
+
+
+def leaky_relu_backward(gy, x, negative_slope, out):
+    # One thread per element; the sign of the forward's input picks the branch.
+    _kernel("leaky_relu_backward")(gy, x, negative_slope, out)

@@ -241,6 +241,29 @@ def relu_backward(gy, y, out):
         out.flat[i] = gy.flat[i] if y.flat[i] > 0 else 0
 
 
+def leaky_relu_forward(x, negative_slope, out):
+    """out = x where x > 0, else negative_slope * x (the slope rounded to x's dtype, as in PyTorch); any shape.
+
+    A NaN is not > 0, so it takes the second branch and stays NaN.
+    """
+    a = x.dtype.type(negative_slope)
+    for i in range(x.size):
+        v = x.flat[i]
+        out.flat[i] = v if v > 0 else v * a
+
+
+def leaky_relu_backward(gy, x, negative_slope, out):
+    """out = gy where the forward's input x > 0, else negative_slope * gy; any shape.
+
+    The sign of x, not of the output, picks the branch (PyTorch's rule): with a slope of 0 or below, the
+    output's sign no longer tells which side of 0 the input was on. Where x is NaN, out = negative_slope * gy.
+    """
+    a = gy.dtype.type(negative_slope)
+    for i in range(gy.size):
+        g = gy.flat[i]
+        out.flat[i] = g if x.flat[i] > 0 else g * a
+
+
 # Winograd's F(2x2, 3x3) (Lavin & Gray, 2016): a 2x2 output tile of a 3x3 convolution, y = At [(G g Gt) * (Bt d B)] A,
 # from the 4x4 input tile d under it and the 3x3 filter g, with 16 multiplications instead of 36.
 WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))

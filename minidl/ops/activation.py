@@ -1,10 +1,11 @@
 """Activations: relu, leaky_relu, sigmoid, tanh, softmax, log_softmax, elu, gelu, silu, softplus, hardtanh,
 relu6.
 
-Each backward uses what the forward already computed (the output, or a mask) so no work is repeated.
+Each backward uses what the forward already had (the output, the input, or a mask) so no work is repeated.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -37,26 +38,39 @@ class ReLU(Function):
         return gx
 
 
-def _run(xp, kernel, out, *arrays):
-    """``kernel(*arrays, out)``: on the CPU in parts across the worker threads, else as one call."""
+def _run(xp, kernel, out, *arrays, **scalars):
+    """``kernel(*arrays, **scalars, out=out)``: on the CPU in parts across the worker threads, else as one
+    call. ``scalars`` (a slope) go by name to every part, whole; only the arrays are cut."""
     if xp is np:
-        threads.elementwise(kernel.serial, out, *arrays)
+        threads.elementwise(functools.partial(kernel.serial, **scalars), out, *arrays)
     else:
-        kernel(*arrays, out=out)
+        kernel(*arrays, out=out, **scalars)
 
 
 class LeakyReLU(Function):
-    """y = x if x > 0 else a*x.   gx = gy if x > 0 else a*gy."""
+    """y = x if x > 0 else a*x.   gx = gy if x > 0 else a*gy.
+
+    The backward asks the sign of the input x, so x is what is saved: with a slope a <= 0 the sign of y
+    would not tell the two sides apart. NaN is not > 0, so it goes through a*x and stays NaN (PyTorch's
+    rule). One pass each way, split across the cores as ReLU's.
+    """
 
     def forward(ctx, x, negative_slope):
-        positive = x > 0
-        ctx.save_for_backward(positive)
+        xp = get_array_module(x)
+        x = xp.ascontiguousarray(x)
+        y = xp.empty(x.shape, dtype=x.dtype)
+        _run(xp, kernels_for(xp).leaky_relu_forward, y, x, negative_slope=negative_slope)
+        ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
-        return get_array_module(x).where(positive, x, x * x.dtype.type(negative_slope))
+        return y
 
     def backward(ctx, gy):
-        positive, = ctx.saved
-        return get_array_module(gy).where(positive, gy, gy * gy.dtype.type(ctx.negative_slope))
+        x, = ctx.saved
+        xp = get_array_module(gy)
+        gx = xp.empty(x.shape, dtype=gy.dtype)
+        _run(xp, kernels_for(xp).leaky_relu_backward, gx, xp.ascontiguousarray(gy), x,
+             negative_slope=ctx.negative_slope)
+        return gx
 
 
 class Sigmoid(Function):
@@ -270,8 +284,19 @@ def relu(input, inplace: bool = False):
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    """``input`` where positive, ``negative_slope * input`` elsewhere."""
-    return _maybe_inplace(input, LeakyReLU.apply(input, negative_slope), inplace)
+    """``input`` where positive, ``negative_slope * input`` elsewhere.
+
+    Args:
+        input: any shape; float32 or float64.
+        negative_slope: the slope below 0 (any real number: 0 gives ReLU, above 1 steepens the negative side).
+        inplace: write the result into ``input`` (only when no graph is being recorded for it).
+
+    >>> import minidl as mdl
+    >>> leaky_relu(mdl.tensor([-2.0, 3.0]), 0.5).tolist()
+    [-1.0, 3.0]
+    """
+    check_kernel_float("leaky_relu", "input", input)
+    return _maybe_inplace(input, LeakyReLU.apply(input, float(negative_slope)), inplace)
 
 
 def sigmoid(input):

@@ -124,7 +124,8 @@ def _named_series(values, default_label: str) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------- curves
 def plot_training_curves(history, path: str | os.PathLike, title: str = "Training curves",
                          reference_accuracy: Mapping[str, float] | None = None,
-                         reference_loss: Mapping[str, float] | None = None) -> Path:
+                         reference_loss: Mapping[str, float] | None = None,
+                         extra_columns: Mapping[str, str] | None = None, val_label: str = "validation") -> Path:
     """Train and validation loss (left) and accuracy (right) per epoch.
 
     Args:
@@ -135,6 +136,9 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
         reference_accuracy: numbers to draw as labelled horizontal lines on the accuracy panel, e.g.
             ``{"report: test accuracy": 0.8326}`` (fractions).
         reference_loss: the same for the loss panel.
+        extra_columns: more fractions to draw on the accuracy panel, ``{column: label}``, e.g.
+            ``{"mean_recall": "test mean recall"}``.
+        val_label: the legend's name for the ``val_*`` columns (``"test"`` when a run follows its test set).
 
     Returns:
         ``path``.
@@ -142,14 +146,16 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
     columns = _history_columns(history)
     epochs = columns.get("epoch")
     epochs = np.arange(1, len(columns.get("train_loss", [])) + 1) if epochs is None else np.asarray(epochs)
-    acc = [s for s in (("train", _series(columns, "train_acc", epochs)), ("validation",
-                                                                           _series(columns, "val_acc", epochs)))
-           if s[1] is not None]
+    acc = [(label, s) for label, s in (("train", _series(columns, "train_acc", epochs)),
+                                       (val_label, _series(columns, "val_acc", epochs)),
+                                       *((label, _series(columns, key, epochs))
+                                         for key, label in (extra_columns or {}).items()))
+           if s is not None]
     panels = 2 if acc or reference_accuracy else 1
     fig = _figure(5.5 * panels, 4.0)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     ax = axes[0]
-    for label, key, style in (("train", "train_loss", "o-"), ("validation", "val_loss", "s-")):
+    for label, key, style in (("train", "train_loss", "o-"), (val_label, "val_loss", "s-")):
         s = _series(columns, key, epochs)
         if s is not None:
             ax.plot(s[0], s[1], style, label=label, markersize=4)
@@ -160,7 +166,7 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
     ax.legend()
     if panels == 2:
         ax = axes[1]
-        for (label, s), style in zip(acc, ("o-", "s-")):
+        for (label, s), style in zip(acc, ("o-", "s-", "^-", "v-", "d-")):
             ax.plot(s[0], 100 * s[1], style, label=label, markersize=4)
         for i, (label, value) in enumerate((reference_accuracy or {}).items()):
             ax.axhline(100 * value, color=f"C{i + 2}", linestyle="--", label=label)
@@ -429,7 +435,7 @@ def plot_filters(weight, path: str | os.PathLike, title: str = "Learned conv1 fi
 # ----------------------------------------------------------------------------------- PR curves
 def plot_pr_curves(scores, targets, path: str | os.PathLike, class_names: Sequence[str] | None = None,
                    reference_ap: Sequence[float] | None = None, title: str = "Precision-recall curves",
-                   max_points: int = 2000) -> Path:
+                   max_points: int = 2000, only: Sequence[int] | None = None) -> Path:
     """One-vs-rest precision/recall curve of every class, with its average precision in the legend.
 
     Args:
@@ -440,6 +446,8 @@ def plot_pr_curves(scores, targets, path: str | os.PathLike, class_names: Sequen
         reference_ap: C average precisions from a report, shown in the legend beside this run's.
         title: the figure's title.
         max_points: each curve is thinned to about this many points for drawing (the AP is computed on all).
+        only: draw just these classes (e.g. ``[1, 3]`` for car and cat, report 004's Figures 5 and 6); the
+            mean AP in the title is then theirs.
 
     Returns:
         ``path``.
@@ -457,7 +465,8 @@ def plot_pr_curves(scores, targets, path: str | os.PathLike, class_names: Sequen
     fig = _figure(6.5, 5.5)
     ax = fig.subplots()
     aps = []
-    for c in range(C):
+    drawn = list(range(C) if only is None else only)
+    for c in drawn:
         column = scores[:, c].ravel()
         positive = flat_targets == c
         if not positive.any():  # no curve exists without a positive sample
@@ -475,9 +484,9 @@ def plot_pr_curves(scores, targets, path: str | os.PathLike, class_names: Sequen
                                                else ")")
         ax.plot(recall, precision, drawstyle="steps-post", label=label)
     mean = float(np.nanmean(aps)) if not np.all(np.isnan(aps)) else float("nan")
-    subtitle = f"mean AP {mean:.3f}"
+    subtitle = f"{'AP' if len(drawn) == 1 else 'mean AP'} {mean:.3f}"
     if reference_ap is not None:
-        subtitle += f" (report {float(np.mean(reference_ap)):.3f})"
+        subtitle += f" (report {float(np.mean([reference_ap[c] for c in drawn])):.3f})"
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=f"{title}\n{subtitle}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
