@@ -8,7 +8,7 @@
 VGG-16 as the report built it (SEED_MODELS.md section 7): five blocks of 3x3 convs (the last conv of blocks
 3-5 is 1x1), each followed by 2x2 max pooling, then fc 512 -> 256 -> 256 -> 10; no batch norm. The defaults:
 He initialization, SGD with Nesterov momentum 0.9 and weight decay 5e-4, a one-cycle learning rate peaking at
-0.02 over 8 epochs of batch 128, per-channel normalization, random crops and flips. report.md says why the
+0.02 over 10 epochs of batch 128, per-channel normalization, random crops and flips. report.md says why the
 report's run failed, with the signal at initialization measured for both inits. See
 experiments/report004.py for what a run writes.
 """

@@ -181,7 +181,8 @@ def test_tensorboard_flag_writes_events(tiny_cifar, tmp_path):
     assert code == 0
     assert list(logs.glob("events.out.tfevents.*"))
     assert (logs / "projector_config.pbtxt").is_file()
-    assert len((logs / "00001" / "features" / "metadata.tsv").read_text().splitlines()) == 101  # header + 100 test images
+    # The projector's metadata: a header, then the 100 test images of the tiny set.
+    assert len((logs / "00001" / "features" / "metadata.tsv").read_text().splitlines()) == 101
 
 
 def test_tensorboard_missing_is_one_clear_message(tiny_cifar, tmp_path, monkeypatch, capsys):
