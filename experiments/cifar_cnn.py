@@ -228,12 +228,7 @@ def write_report(out: Path, args, summary: dict, classes, figures: list[str], co
         text += ["Report 003's Figure 1, for comparison: " + REPORT_FIGURE_1_SIZES + ".", "",
                  markdown_table(["layer", "output shape", "params"], [list(r) for r in REPORT_FIGURE_1]), ""]
     text += ["## Figures", ""] + [f"![{f[:-4].replace('_', ' ')}]({f})\n" for f in figures]
-    text += ["## Notes", "", classify.DATA_NOTE, "",
-             "The curves follow the " + ("validation set." if args.val_size else
-                                         "test set after each epoch, for monitoring only: no setting or epoch is "
-                                         "chosen by it, the test figures are those of the last epoch."), "",
-             "## Configuration", "", "```", command, "```", "",
-             "See config.json for every setting, metrics.csv for the per-epoch numbers."]
+    text += classify.report_notes(args, command)
     (out / "report.md").write_text("\n".join(text) + "\n")
 
 

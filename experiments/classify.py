@@ -263,6 +263,17 @@ def write_figures(out: Path, history: training.History, test: training.EvalResul
     return names + ["per_class_recall.png", "confusion_matrix.png", "pr_curves.png", "examples.png"]
 
 
+def report_notes(args: argparse.Namespace, command: str) -> list[str]:
+    """The closing sections of every CIFAR-10 run's report.md: the data caveat, which set the curves follow,
+    and the command that makes the run."""
+    follows = ("validation set." if args.val_size else
+               "test set after each epoch, for monitoring only: no setting or epoch is chosen by it, the test "
+               "figures are those of the last epoch.")
+    return ["## Notes", "", DATA_NOTE, "", "The curves follow the " + follows, "",
+            "## Configuration", "", "```", command, "```", "",
+            "See config.json for every setting, metrics.csv for the per-epoch numbers."]
+
+
 # ----------------------------------------------------------------------------------- TensorBoard
 def require_tensorboard(logdir: Path | None) -> None:
     """Check, before anything is written, that ``--tensorboard DIR`` can work.

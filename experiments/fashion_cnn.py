@@ -191,9 +191,7 @@ def train(args: argparse.Namespace, given: frozenset[str]) -> int:
                                      common.EXIT_USAGE)
     classify.require_tensorboard(args.tensorboard)
     # wall_seconds counts every command that finished this run: a resumed finished run adds its time.
-    earlier = common._read_json(args.out / "summary.json") if args.resume else None
-    earlier_seconds = earlier.get("wall_seconds") if earlier else None
-    earlier_seconds = earlier_seconds if isinstance(earlier_seconds, (int, float)) else 0.0
+    earlier_seconds = common.earlier_wall_seconds(args)
     if args.lr is None:
         default_run = args.optimizer == "adam" and args.batch_size == 128
         args.lr = 2e-3 if default_run else DEFAULT_LR[args.optimizer]

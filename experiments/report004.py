@@ -294,10 +294,5 @@ def write_report(net: Net, out: Path, args, summary, history, classes, figures, 
             f"This run: {recipe}, mean per-class accuracy {summary['mean_recall']:.4f}.", "",
         ]
     text += ["## Figures", ""] + [f"![{f[:-4].replace('_', ' ')}]({f})\n" for f in figures]
-    text += ["## Notes", "", classify.DATA_NOTE, "",
-             "The curves follow the " + ("validation set." if args.val_size else
-                                         "test set after each epoch, for monitoring only: nothing is chosen "
-                                         "by it, the test figures are those of the last epoch."), "",
-             "## Configuration", "", "```", command, "```", "",
-             "See config.json for every setting, metrics.csv for the per-epoch numbers."]
+    text += classify.report_notes(args, command)
     (out / "report.md").write_text("\n".join(text) + "\n")
