@@ -25,7 +25,7 @@ from .backend import to_numpy
 from .tensor import Tensor
 
 __all__ = ["UndefinedMetricWarning", "to_labels", "accuracy", "confusion_matrix", "per_class_accuracy",
-           "mean_per_class_recall", "precision_recall", "precision_recall_curve", "average_precision",
+           "mean_per_class_recall", "iou_per_class", "mean_iou", "precision_recall", "precision_recall_curve", "average_precision",
            "average_precision_per_class", "mean_average_precision"]
 
 
@@ -179,6 +179,38 @@ def mean_per_class_recall(pred_or_scores, target, num_classes: int) -> float:
     return float(recall[present].mean())
 
 
+def iou_per_class(pred_or_scores, target, num_classes: int) -> np.ndarray:
+    """Intersection over union of each class, the segmentation score (the Jaccard index).
+
+    IoU_c = TP / (TP + FP + FN): the pixels both predicted and truly of class c, over the pixels either
+    predicted or truly of class c. Unlike accuracy, a class that covers little of the image counts as much
+    as a big one, and predicting it everywhere is punished.
+
+    Args:
+        pred_or_scores: predicted labels or scores (see :func:`to_labels`), e.g. ``(N, C, H, W)`` score maps.
+        target: true labels in ``[0, num_classes)``, e.g. ``(N, H, W)`` label maps.
+        num_classes: C.
+
+    Returns:
+        A float64 array of shape ``(C,)``; ``nan`` for a class neither present nor predicted (0/0).
+
+    >>> iou_per_class([0, 0, 1, 1], [0, 1, 1, 1], 2)
+    array([0.5       , 0.66666667])
+    """
+    cm = confusion_matrix(pred_or_scores, target, num_classes)
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp  # (TP + FP) + (TP + FN) - TP
+    iou = np.full(num_classes, np.nan)
+    np.divide(tp, union, out=iou, where=union > 0)
+    return iou
+
+
+def mean_iou(pred_or_scores, target, num_classes: int) -> float:
+    """The mean of :func:`iou_per_class` over the classes present or predicted (the usual "mIoU")."""
+    iou = iou_per_class(pred_or_scores, target, num_classes)
+    return float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else float("nan")
+
+
 # ----------------------------------------------------------------------------------- ranking metrics
 def _binary_inputs(y_true, scores, pos_label, sample_weight, name: str):
     y_true = _as_numpy(y_true).ravel()
@@ -204,7 +236,9 @@ def _binary_clf_curve(positive: np.ndarray, scores: np.ndarray, sample_weight=No
     so tied samples are counted together (a threshold classifies all of them alike). Returns
     ``(fps, tps, thresholds)`` with thresholds decreasing, as scikit-learn's private function of this name.
     """
-    order = np.argsort(scores, kind="stable")[::-1]
+    # Unweighted, the order within a run of ties cannot matter (a run is counted at its end, in integers),
+    # so NumPy's fastest sort does; weighted, the stable sort adds the weights in scikit-learn's order.
+    order = np.argsort(scores, kind=None if sample_weight is None else "stable")[::-1]
     scores = scores[order]
     positive = positive[order]
     last_of_run = np.flatnonzero(scores[1:] != scores[:-1])

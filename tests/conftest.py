@@ -166,3 +166,26 @@ def write_cifar_folder(root, rng, per_file: int, learnable: bool = False) -> Non
             pixels += (19 * labels).astype(np.uint8)[:, None, None, None]
         np.concatenate([labels[:, None], pixels.reshape(per_file, -1)], axis=1).tofile(folder / name)
     (folder / "batches.meta.txt").write_text("\n".join(CIFAR10.classes) + "\n")
+
+
+def write_facades_folder(root, rng, sizes=(12, 4, 4), side: int = 32) -> None:
+    """A tiny CMP-facades folder (``train/val/test.npz`` of ``sizes`` images, ``side`` x ``side``) in ``root``.
+
+    Each label map is horizontal bands of random classes with a few random rectangles on top; each pixel's
+    colour is its class's palette colour plus noise, so a per-pixel net learns it in a few steps.
+    """
+    from pathlib import Path
+
+    palette = np.array([[30, 30, 30], [40, 60, 200], [40, 180, 60], [230, 150, 40], [200, 40, 40]])
+    Path(root).mkdir(parents=True, exist_ok=True)
+    for split, n in zip(("train", "val", "test"), sizes):
+        labels = np.repeat(rng.integers(0, 5, size=(n, side // 4, 1)), 4, axis=1).repeat(side, axis=2)
+        for k in range(n):
+            for _ in range(3):
+                top, left = rng.integers(0, side - 4, size=2)
+                labels[k, top:top + rng.integers(2, side // 2), left:left + rng.integers(2, side // 2)] = \
+                    rng.integers(0, 5)
+        labels[:, 0, :5] = np.arange(5)  # every class in every image
+        images = np.clip(palette[labels] + rng.integers(-40, 40, size=labels.shape + (3,)), 0, 255)
+        np.savez(Path(root) / f"{split}.npz", images=images.astype(np.uint8), labels=labels.astype(np.uint8),
+                 ids=np.array([f"cmp_b{k:04d}" for k in range(n)]))

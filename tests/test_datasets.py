@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minidl as mdl
 from minidl.data import DataLoader, transforms as T
 from minidl.data.datasets import (CIFAR10, MNIST, ChecksumError, CorruptFileError, DatasetNotFoundError,
                                   DownloadError, Facades, FashionMNIST, UnsafeArchiveError, download_url,
@@ -780,3 +781,26 @@ def test_real_facades(real_data):
     assert len(set(all_ids)) == 378
     photo, target = splits["val"][0]
     assert photo.shape == (256, 256, 3) and target.shape == (256, 256) and target.dtype == np.int64
+
+
+def test_facades_joint_transforms_keep_photo_and_map_together(tmp_path, rng):
+    from conftest import write_facades_folder
+    write_facades_folder(tmp_path, rng, sizes=(6, 1, 1), side=16)
+    plain = Facades(tmp_path, split="train")
+    pipeline = T.Compose([T.RandomCrop(8), T.RandomHorizontalFlip()])
+    cropped = Facades(tmp_path, split="train", transforms=pipeline, transform=T.ToTensor())
+    mdl.manual_seed(5)
+    batch = cropped.__getitems__([0, 1, 2, 3, 4, 5])
+    images, maps = batch.fields
+    assert images.shape == (6, 3, 8, 8) and maps.shape == (6, 8, 8) and maps.dtype == np.int64
+    # every pixel of every window is found in its own photo with the same label at the same offset
+    for k in range(6):
+        window = np.round(images.numpy()[k].transpose(1, 2, 0) * 255).astype(np.uint8)
+        found = [(a, b, flip) for flip in (False, True) for a in range(9) for b in range(9)
+                 if np.array_equal((plain.data[k][:, ::-1] if flip else plain.data[k])[a:a + 8, b:b + 8], window)]
+        assert found, f"image {k}: the window is not in its photo"
+        a, b, flip = found[0]
+        np.testing.assert_array_equal(maps[k], (plain.targets[k][:, ::-1] if flip else plain.targets[k])[a:a + 8, b:b + 8])
+    mdl.manual_seed(5)
+    one_image, one_map = cropped[0]
+    assert one_image.shape == (3, 8, 8) and one_map.shape == (8, 8)

@@ -213,3 +213,21 @@ def test_average_precision_per_class_shape_errors():
         M.average_precision_per_class(np.zeros((2, 3, 4, 4)), np.zeros((2, 4, 5), dtype=np.int64))
     with pytest.raises(ValueError, match="num_classes=5"):
         M.average_precision_per_class(np.zeros((2, 3)), np.zeros(2, dtype=np.int64), num_classes=5)
+
+
+def test_iou_per_class_counts_intersection_over_union(rng):
+    target = rng.integers(0, 4, size=(3, 9, 7))
+    scores = rng.standard_normal((3, 4, 9, 7))
+    pred = scores.argmax(axis=1)
+    expected = [np.sum((pred == c) & (target == c)) / np.sum((pred == c) | (target == c)) for c in range(4)]
+    np.testing.assert_allclose(M.iou_per_class(scores, target, 4), expected, rtol=1e-12)
+    np.testing.assert_allclose(M.iou_per_class(pred, target, 4), expected, rtol=1e-12)
+    assert M.mean_iou(scores, target, 4) == pytest.approx(np.mean(expected))
+
+
+def test_iou_of_a_class_neither_present_nor_predicted_is_nan():
+    iou = M.iou_per_class([0, 0, 1], [0, 1, 1], 3)
+    np.testing.assert_allclose(iou[:2], [1 / 2, 1 / 2])
+    assert np.isnan(iou[2])
+    assert M.mean_iou([0, 0, 1], [0, 1, 1], 3) == pytest.approx(0.5)
+    assert M.iou_per_class([2, 2], [0, 0], 3)[0] == 0.0  # present, never predicted

@@ -238,3 +238,35 @@ def test_model_builder_refuses_a_map_shrunk_to_nothing(knobs, where):
 def test_docstring_examples_run(module):
     failures, _ = doctest.testmod(module)
     assert failures == 0
+
+
+@pytest.mark.parametrize("scale, size", [(0.5, (32, 32)), (0.5, (30, 34)), (0.75, (24, 20)), (1.0, (16, 16))])
+def test_rescaled_net_is_the_torch_net_between_two_bilinear_resizes(torch, rng, scale, size):
+    """Rescaled(net, s): torch's F.interpolate(net(F.interpolate(x, scale_factor=s)), size=x's), forward and the
+    input's gradient; at scale 1/2 the shrink is the mean of each 2 x 2 block."""
+    from models.segmentation import Rescaled
+    model = Rescaled(build("seg_001"), scale).double()
+    reference = torch_seg_001(torch.nn).double()
+    reference.load_state_dict({key[len("net."):]: torch.from_numpy(value)
+                               for key, value in model.state_dict().items()})
+    x = rng.standard_normal((2, 3, *size))
+    g = rng.standard_normal((2, 5, *size))
+    xm = mdl.tensor(x, requires_grad=True)
+    y = model(xm)
+    y.backward(mdl.tensor(g))
+    xt = torch.tensor(x, requires_grad=True)
+    small = torch.nn.functional.interpolate(xt, scale_factor=scale, mode="bilinear", align_corners=False) \
+        if scale != 1 else xt
+    yt = torch.nn.functional.interpolate(reference(small), size=size, mode="bilinear", align_corners=False)
+    yt.backward(torch.from_numpy(g))
+    assert y.shape == (2, 5, *size)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-7, atol=1e-10)
+    if scale == 0.5 and size == (32, 32):
+        blocks = x.reshape(2, 3, 16, 2, 16, 2).mean(axis=(3, 5))
+        seen = {}
+        model.net.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].numpy()))
+        model(mdl.tensor(x))
+        np.testing.assert_allclose(seen["x"], blocks, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\], got 1.5"):
+        Rescaled(build("seg_001"), 1.5)

@@ -147,3 +147,15 @@ def test_pr_curves_of_chosen_classes_only(tmp_path, rng, drawn):
     ax = drawn[0].axes[0]
     assert len(_legend(ax)) == 1 and _legend(ax)[0].startswith("Trouser (AP ")
     assert "\nAP " in ax.get_title() and "(report 0.600)" in ax.get_title()
+
+
+def test_colorize_labels_paints_each_class_in_its_colour():
+    labels = np.array([[0, 1, 2], [3, 4, 0]])
+    rgb = P.colorize_labels(labels)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[0, 0], [0, 0, 0])       # others: black
+    np.testing.assert_array_equal(rgb[0, 1], [0, 64, 255])    # facade: blue
+    np.testing.assert_array_equal(rgb[1, 1], [230, 0, 0])     # balcony: red
+    np.testing.assert_array_equal(P.colorize_labels(labels[None], [(1, 1, 1)] * 5)[0], np.full((2, 3, 3), 255))
+    with pytest.raises(ValueError, match=r"colorize_labels: labels must lie in \[0, 5\), got values in \[0, 7\]"):
+        P.colorize_labels(np.array([0, 7]))

@@ -236,3 +236,33 @@ def test_missing_tensorboardx_says_how_to_install_it(monkeypatch):
     monkeypatch.delitem(sys.modules, "minidl.utils.tensorboard", raising=False)
     with pytest.raises(ImportError, match=r'needs tensorboardX: pip install "minidl\[tensorboard\]"'):
         importlib.import_module("minidl.utils.tensorboard")
+
+
+def test_log_segmentation_writes_pixel_pr_curves_pictures_and_graph(tb, tmp_path, rng):
+    from minidl.viz import FACADE_CLASSES, FACADE_COLORS
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1))
+    photos = rng.integers(0, 256, size=(4, 6, 7, 3), dtype=np.uint8)
+    x = mdl.tensor((photos / 255).transpose(0, 3, 1, 2).astype(np.float32))
+    with mdl.no_grad():
+        scores = model(x)
+    targets = rng.integers(0, 5, size=(4, 6, 7))
+    with tb.SummaryWriter(tmp_path) as writer:
+        tags = tb.log_segmentation(writer, scores=scores, targets=targets, class_names=FACADE_CLASSES, step=3,
+                                   images=photos[[1, 3]], image_indices=[1, 3], model=model, example_input=x[:1],
+                                   max_pixels=100)
+    assert tags == [f"pr_curve/{c}" for c in FACADE_CLASSES] + ["segmentation", "graph"]
+    s = read_summaries(tmp_path)
+    (step, value), = s["pr_curve/window"]
+    curve = np.array(value.tensor.float_val).reshape(6, 127)
+    assert step == 3 and curve[0, 0] + curve[1, 0] == 100  # a sample of 100 of the 168 pixels
+    (step, value), = s["segmentation"]
+    assert (value.image.height, value.image.width) == (2 * 6, 3 * 7)  # two rows: photo | prediction | truth
+    from PIL import Image
+    import io
+    picture = np.asarray(Image.open(io.BytesIO(value.image.encoded_image_string)))
+    np.testing.assert_array_equal(picture[6:, :7], photos[3])
+    palette = np.round(255 * np.asarray(FACADE_COLORS)).astype(np.uint8)
+    np.testing.assert_array_equal(picture[:6, 14:], palette[targets[1]])
+    np.testing.assert_array_equal(picture[:6, 7:14], palette[scores.numpy()[1].argmax(axis=0)])
+    with pytest.raises(ValueError, match=r"expected \(N, C, H, W\) scores and \(N, H, W\) targets"):
+        tb.log_segmentation(writer, scores=scores, targets=targets[:, :5], class_names=FACADE_CLASSES, step=0)

@@ -249,3 +249,101 @@ def test_lambda(rng):
     np.testing.assert_array_equal(T.Lambda(lambda a: a + 1)(x), x + 1)
     with pytest.raises(TypeError, match="lambd should be callable"):
         T.Lambda(3)
+
+
+# ------------------------------------------------------------------------------ image and label map together
+def position_pair(N: int, H: int, W: int, as_tensor: bool):
+    """Images whose channels hold each pixel's row and column, and label maps holding row * W + column:
+    wherever an image pixel lands, its label must still be row * W + column of its channels."""
+    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    image = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.float32) + 1  # 0 marks padding
+    images = np.repeat(image[None], N, axis=0)
+    maps = np.repeat((rows * W + cols + 1)[None], N, axis=0).astype(np.int64)
+    if as_tensor:
+        return mdl.Tensor(images.transpose(0, 3, 1, 2).copy()), mdl.Tensor(maps)
+    return images, maps
+
+
+def assert_aligned(images, maps, W: int, as_tensor: bool) -> None:
+    x = images.numpy().transpose(0, 2, 3, 1) if as_tensor else images
+    m = maps.numpy() if as_tensor else maps
+    position = np.where(x[..., 0] == 0, 0, (x[..., 0] - 1) * W + (x[..., 1] - 1) + 1).astype(np.int64)
+    np.testing.assert_array_equal(m, position)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+@pytest.mark.parametrize("make", [
+    lambda: T.RandomHorizontalFlip(),
+    lambda: T.RandomCrop((5, 7)),
+    lambda: T.RandomCrop(9, padding=(1, 2, 3, 0)),
+    lambda: T.RandomCrop(12, pad_if_needed=True),
+    lambda: T.Compose([T.RandomCrop(6, padding=2), T.RandomHorizontalFlip(), T.Lambda(lambda x: x)]),
+])
+def test_paired_transforms_keep_image_and_map_aligned(as_tensor, make):
+    mdl.manual_seed(3)
+    H, W = 8, 10
+    images, maps = position_pair(16, H, W, as_tensor)
+    t = make()
+    out_images, out_maps = t(images, maps)
+    assert type(out_maps) is type(maps) and out_maps.shape[0] == 16 and out_maps.shape[-2:] == (
+        out_images.shape[-2:] if as_tensor else out_images.shape[1:3])
+    assert_aligned(out_images, out_maps, W, as_tensor)
+    if isinstance(t, T.Compose):
+        return  # a composition draws transform by transform over the batch, so image by image differs
+    # one image at a time, from the same generator state: the same outputs as the batch
+    mdl.manual_seed(3)
+    for n in range(16):
+        one_image, one_map = t(images[n], maps[n])
+        np.testing.assert_array_equal(np.asarray(one_image.numpy() if as_tensor else one_image),
+                                      np.asarray(out_images[n].numpy() if as_tensor else out_images[n]))
+        np.testing.assert_array_equal(one_map.numpy() if as_tensor else one_map,
+                                      out_maps[n].numpy() if as_tensor else out_maps[n])
+
+
+def test_paired_transforms_move_maps_like_images(rng):
+    """The map gets exactly the window (and mirror) the image gets, and unpaired calls draw the same."""
+    images = uint8_images(rng, 6, 9, 11, 3)
+    maps = rng.integers(0, 5, size=(6, 9, 11))
+    for t in (T.RandomCrop((4, 6), padding=2, target_fill=255), T.RandomHorizontalFlip(p=0.5)):
+        mdl.manual_seed(11)
+        image_only = t(images)
+        mdl.manual_seed(11)
+        paired_images, paired_maps = t(images, maps)
+        np.testing.assert_array_equal(paired_images, image_only)
+        mdl.manual_seed(11)
+        # the map cut as a one-channel image with the same draws, padded with target_fill
+        t_map = T.RandomCrop((4, 6), padding=2, fill=255) if isinstance(t, T.RandomCrop) else t
+        np.testing.assert_array_equal(paired_maps, t_map(maps[..., None])[..., 0])
+    assert (paired_maps >= 0).all()
+
+
+def test_paired_crop_target_fill_and_padding_modes(rng):
+    maps = np.arange(12).reshape(1, 3, 4)
+    images = uint8_images(rng, 1, 3, 4, 3)
+    _, padded = T.RandomCrop((7, 8), padding=2, target_fill=-1)(images, maps)
+    assert (padded == -1).sum() == 7 * 8 - 12 and sorted(padded[padded >= 0]) == list(range(12))
+    _, reflected = T.RandomCrop((7, 8), padding=2, padding_mode="reflect")(images, maps)
+    np.testing.assert_array_equal(reflected[0], np.pad(maps[0], 2, mode="reflect")[:7, :8])
+
+
+def test_compose_with_target_skips_image_only_transforms(rng):
+    images = uint8_images(rng, 4, 8, 8, 3)
+    maps = rng.integers(0, 5, size=(4, 8, 8))
+    pipeline = T.Compose([T.RandomCrop(6), T.ToTensor(), T.Normalize((0.5,) * 3, (0.25,) * 3),
+                          T.RandomHorizontalFlip()])
+    mdl.manual_seed(0)
+    x, y = pipeline(images, maps)
+    assert isinstance(x, mdl.Tensor) and x.shape == (4, 3, 6, 6) and isinstance(y, np.ndarray)
+    assert y.shape == (4, 6, 6) and y.dtype == maps.dtype
+    mdl.manual_seed(0)
+    assert pipeline(images).shape == (4, 3, 6, 6)  # without a target: the image alone, as before
+
+
+def test_paired_target_shape_errors(rng):
+    images = uint8_images(rng, 2, 8, 8, 3)
+    with pytest.raises(ValueError, match=r"RandomCrop: the target should be a label map of shape \(2, 8, 8\).*"
+                                         r"\(2, 8, 8, 3\), got shape \(2, 8, 7\)"):
+        T.RandomCrop(4)(images, np.zeros((2, 8, 7), np.int64))
+    with pytest.raises(ValueError, match=r"RandomHorizontalFlip: the target should be a label map of shape "
+                                         r"\(8, 8\)"):
+        T.RandomHorizontalFlip()(images[0], np.zeros((1, 8, 8), np.int64))

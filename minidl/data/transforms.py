@@ -15,6 +15,14 @@ image in turn, from the same generator state. (torchvision applies one draw to a
 
 Random transforms draw from minidl's default generator (``minidl.manual_seed`` fixes them), or inside a
 DataLoader worker thread from that batch's own generator (see :mod:`minidl.data.worker`).
+
+Segmentation needs the image and its label map moved together. The geometric transforms (``RandomCrop``,
+``RandomHorizontalFlip``; ``takes_target = True``) also take a label map: ``t(image, target)`` returns
+``(image, target)``, both cut or mirrored by the same draw. The map is ``(H, W)`` for one image, ``(N, H, W)``
+for a batch, an array or a Tensor, of any dtype. ``Compose`` passes the pair on: ``Compose(ts)(image,
+target)`` gives both to the transforms that take a target and only the image to the others (``ToTensor``,
+``Normalize``), as torchvision's ``transforms.v2`` leaves a mask alone in its colour transforms. A data set's
+``transforms=`` argument is such a joint transform (see :class:`~minidl.data.datasets.Facades`).
 """
 from __future__ import annotations
 
@@ -32,9 +40,11 @@ __all__ = ["Compose", "Lambda", "Normalize", "RandomCrop", "RandomHorizontalFlip
 
 
 class Transform:
-    """Base of minidl's transforms. ``batched = True``: ``__call__`` also takes a batch (see module doc)."""
+    """Base of minidl's transforms. ``batched = True``: ``__call__`` also takes a batch; ``takes_target =
+    True``: ``__call__(image, target)`` also moves a label map with the image (see the module doc)."""
 
     batched = True
+    takes_target = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -79,6 +89,22 @@ class _Layout:
             self.h_pos = 1 if x.ndim == 4 else 0
         self.xp = get_array_module(x)
 
+    def target_maps(self, target, name: str):
+        """A label map for this image, ``(H, W)`` or ``(N, H, W)``, as an ``(N, H, W)`` array, checked."""
+        t = target.array if isinstance(target, Tensor) else np.asarray(target) if _is_pil(target) else target
+        h_axis, w_axis = self.hw_axes
+        expected = ((self.x4.shape[0],) if self.is_batch else ()) + (self.x4.shape[h_axis], self.x4.shape[w_axis])
+        if not hasattr(t, "shape") or t.shape != expected:
+            got = f"shape {t.shape}" if hasattr(t, "shape") else type(target).__name__
+            raise ValueError(f"{name}: the target should be a label map of shape {expected} for an image of "
+                             f"shape {self.shape}, got {got}")
+        return t.reshape((-1,) + t.shape[-2:])
+
+    def target_back(self, target, t3):
+        """``t3`` (N, H', W') in the shape and type of the ``target`` given to :meth:`target_maps`."""
+        out = self.xp.ascontiguousarray(t3 if self.is_batch else t3[0])
+        return Tensor(out) if isinstance(target, Tensor) else out
+
     @property
     def hw_axes(self) -> tuple[int, int]:
         return (1, 2) if self.channels_last else (2, 3)
@@ -95,9 +121,15 @@ class _Layout:
 class Compose(Transform):
     """Apply ``transforms`` one after another.
 
+    ``Compose(ts)(image)`` gives the image; ``Compose(ts)(image, target)`` gives ``(image, target)``: the
+    transforms that take a target (``takes_target``) move the label map with the image, the others see the
+    image only.
+
     Args:
         transforms: the transforms, in order. The composition takes batches when all of them do.
     """
+
+    takes_target = True
 
     def __init__(self, transforms: Sequence[Callable]) -> None:
         self.transforms = list(transforms)
@@ -106,10 +138,13 @@ class Compose(Transform):
     def batched(self) -> bool:
         return all(is_batched(t) for t in self.transforms)
 
-    def __call__(self, img):
+    def __call__(self, img, target=None):
         for t in self.transforms:
-            img = t(img)
-        return img
+            if target is not None and getattr(t, "takes_target", False):
+                img, target = t(img, target)
+            else:
+                img = t(img)
+        return img if target is None else (img, target)
 
     def __repr__(self) -> str:
         lines = "".join(f"\n    {t}" for t in self.transforms)
@@ -201,29 +236,41 @@ class RandomHorizontalFlip(Transform):
     """Mirror each image left-right with probability ``p``.
 
     Each image draws u ~ U[0, 1) from the generator and is flipped when u < p (a batch draws its N values
-    in one call, the same numbers N single calls would give).
+    in one call, the same numbers N single calls would give). ``flip(image, target)`` mirrors the label map
+    ``target`` with its image and returns both.
 
     Args:
         p: the probability of a flip.
     """
 
+    takes_target = True
+
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
-    def __call__(self, img):
+    def __call__(self, img, target=None):
         view = _Layout(img, "RandomHorizontalFlip")
+        maps = None if target is None else view.target_maps(target, "RandomHorizontalFlip")
         x4, xp = view.x4, view.xp
         flip = current_generator().random(x4.shape[0]) < self.p
         if not flip.any() and not view.is_batch:
-            return img
-        # Copy, then overwrite only the flipped images: a few times faster than a where() over the batch.
-        out = x4.copy()
+            return img if target is None else (img, target)
         chosen = xp.asarray(np.flatnonzero(flip))
-        out[chosen] = xp.flip(x4[chosen], axis=view.hw_axes[1])
-        return view.back(out)
+        out = _flip_chosen(x4, chosen, view.hw_axes[1], xp)
+        if maps is None:
+            return view.back(out)
+        return view.back(out), view.target_back(target, _flip_chosen(maps, chosen, 2, xp))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(p={self.p})"
+
+
+def _flip_chosen(x4, chosen, w_axis: int, xp):
+    """A copy of ``x4`` with the images ``chosen`` mirrored along ``w_axis``."""
+    # Copy, then overwrite only the flipped images: a few times faster than a where() over the batch.
+    out = x4.copy()
+    out[chosen] = xp.flip(x4[chosen], axis=w_axis)
+    return out
 
 
 def _pair(size, name: str) -> tuple[int, int]:
@@ -256,6 +303,8 @@ class RandomCrop(Transform):
 
     For an H x W (padded) image and a th x tw crop, the top-left corner is (i, j) with
     i = floor(u0 * (H - th + 1)), j = floor(u1 * (W - tw + 1)), (u0, u1) ~ U[0, 1)^2 drawn per image.
+    ``crop(image, target)`` cuts the same window out of the label map ``target`` (padded with
+    ``target_fill``) and returns both.
 
     Args:
         size: (th, tw), or one int for a square crop.
@@ -266,12 +315,15 @@ class RandomCrop(Transform):
         padding_mode: ``"constant"`` (fill), ``"edge"`` (repeat the border pixel), ``"reflect"`` (mirror
             without repeating the border: 2 1 | 1 2 3 -> 3 2 | 1 2 3 ...) or ``"symmetric"`` (mirror with the
             border repeated).
+        target_fill: the label given to constant padding of a label map (e.g. a loss's ``ignore_index``, so
+            the padded pixels do not count); the other modes pad the map as they pad the image.
     """
 
     _MODES = ("constant", "edge", "reflect", "symmetric")
+    takes_target = True
 
     def __init__(self, size, padding=None, pad_if_needed: bool = False, fill=0,
-                 padding_mode: str = "constant") -> None:
+                 padding_mode: str = "constant", target_fill: int = 0) -> None:
         self.size = _pair(size, "RandomCrop")
         if padding_mode not in self._MODES:
             raise ValueError(f"RandomCrop: padding_mode should be one of {self._MODES}, got {padding_mode!r}")
@@ -282,6 +334,7 @@ class RandomCrop(Transform):
         self.pad_if_needed = pad_if_needed
         self.fill = fill
         self.padding_mode = padding_mode
+        self.target_fill = target_fill
 
     def _pad(self, view: _Layout, x4, left: int, top: int, right: int, bottom: int):
         xp = view.xp
@@ -306,28 +359,46 @@ class RandomCrop(Transform):
         out[tuple(inner)] = x4
         return out
 
-    def __call__(self, img):
+    def _pad_maps(self, xp, maps, left: int, top: int, right: int, bottom: int):
+        widths = ((0, 0), (top, bottom), (left, right))
+        if self.padding_mode != "constant":
+            return xp.pad(maps, widths, mode=self.padding_mode)
+        return xp.pad(maps, widths, mode="constant", constant_values=self.target_fill)
+
+    def _padded(self, view: _Layout, x4, maps):
+        """The image batch (and label maps) after ``padding`` and ``pad_if_needed``."""
+        h_axis, w_axis = view.hw_axes
+        pads = [] if self._pads is None else [self._pads]
+        th, tw = self.size
+        width_short = tw - (x4.shape[w_axis] + (self._pads[0] + self._pads[2] if self._pads else 0))
+        height_short = th - (x4.shape[h_axis] + (self._pads[1] + self._pads[3] if self._pads else 0))
+        if self.pad_if_needed and width_short > 0:
+            pads.append((width_short, 0, width_short, 0))
+        if self.pad_if_needed and height_short > 0:
+            pads.append((0, height_short, 0, height_short))
+        for ltrb in pads:
+            x4 = self._pad(view, x4, *ltrb)
+            if maps is not None:
+                maps = self._pad_maps(view.xp, maps, *ltrb)
+        return x4, maps
+
+    def __call__(self, img, target=None):
         view = _Layout(img, "RandomCrop")
-        x4, xp = view.x4, view.xp
-        if self._pads is not None:
-            x4 = self._pad(view, x4, *self._pads)
+        maps = None if target is None else view.target_maps(target, "RandomCrop")
+        xp = view.xp
+        x4, maps = self._padded(view, view.x4, maps)
         th, tw = self.size
         h_axis, w_axis = view.hw_axes
-        if self.pad_if_needed and x4.shape[w_axis] < tw:
-            d = tw - x4.shape[w_axis]
-            x4 = self._pad(view, x4, d, 0, d, 0)
-        if self.pad_if_needed and x4.shape[h_axis] < th:
-            d = th - x4.shape[h_axis]
-            x4 = self._pad(view, x4, 0, d, 0, d)
         N, H, W = x4.shape[0], x4.shape[h_axis], x4.shape[w_axis]
         if H < th or W < tw:
             raise ValueError(f"RandomCrop: required crop size {(th, tw)} is larger than the input image size "
                              f"{(H, W)}")
         if H == th and W == tw:
-            return img if x4 is view.x4 else view.back(x4)
+            image = img if x4 is view.x4 else view.back(x4)
+            return image if maps is None else (image, view.target_back(target, maps))
         u = current_generator().random((N, 2))
-        i = (u[:, 0] * (H - th + 1)).astype(np.int64)
-        j = (u[:, 1] * (W - tw + 1)).astype(np.int64)
+        i = xp.asarray((u[:, 0] * (H - th + 1)).astype(np.int64))
+        j = xp.asarray((u[:, 1] * (W - tw + 1)).astype(np.int64))
         # windows[n, a, b] is the th x tw window with top-left corner (a, b) of image n: a strided view, so
         # fancy-indexing it with the N corners gathers all crops in one copy.
         windows = xp.lib.stride_tricks.sliding_window_view(x4, (th, tw), axis=(h_axis, w_axis))
@@ -336,7 +407,11 @@ class RandomCrop(Transform):
         else:
             windows = windows.transpose(0, 2, 3, 1, 4, 5)
         n = xp.arange(N)
-        return view.back(windows[n, xp.asarray(i), xp.asarray(j)])
+        image = view.back(windows[n, i, j])
+        if maps is None:
+            return image
+        map_windows = xp.lib.stride_tricks.sliding_window_view(maps, (th, tw), axis=(1, 2))
+        return image, view.target_back(target, map_windows[n, i, j])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, padding={self.padding})"

@@ -45,9 +45,10 @@ from ..backend import device_of, to_numpy
 from ..nn import Linear, Module
 from ..tensor import Tensor, tensor
 from ..viz.graph import draw_graph
-from ..viz.plots import _display_image, _show
+from ..viz.plots import FACADE_COLORS, _display_image, _show, colorize_labels
 
-__all__ = ["SummaryWriter", "log_history", "log_classifier", "log_parameters", "penultimate_features"]
+__all__ = ["SummaryWriter", "log_history", "log_classifier", "log_segmentation", "log_parameters",
+           "penultimate_features"]
 
 
 def _numpy(x):
@@ -451,4 +452,78 @@ def log_classifier(writer: SummaryWriter, *, scores, targets, class_names: Seque
         writer.add_embedding(features[:n], metadata=metadata, label_img=label_img, global_step=step,
                              tag="features", metadata_header=["label", "predicted"])
         written.append("projector/features")
+    return written
+
+
+def log_segmentation(writer: SummaryWriter, *, scores, targets, class_names: Sequence[str], step: int,
+                     images=None, image_indices=None, colors: Sequence[Sequence[float]] = FACADE_COLORS,
+                     model: Module | None = None, example_input=None, max_pixels: int = 500_000,
+                     seed: int = 0) -> list[str]:
+    """Log how a segmentation net does on a test set: per-class PR curves over its pixels, pictures, its graph.
+
+    What is written (at ``step``):
+
+    - ``pr_curve/<class>`` for every class (PR CURVES tab): class c's softmax probability against
+      ``target == c``, one-vs-rest, over the test pixels (a uniform sample of ``max_pixels`` of them when
+      there are more: TensorBoard bins them into 127 thresholds anyway);
+    - ``segmentation`` (IMAGES tab, when ``images`` is given): one picture with a row per image: the photo,
+      the predicted and the true label map side by side, in the class ``colors``;
+    - ``graph`` (IMAGES and TEXT tabs, when ``model`` and ``example_input`` are given): see
+      :meth:`SummaryWriter.add_graph`.
+
+    Args:
+        writer: the writer.
+        scores: ``(N, C, H, W)`` raw model outputs (logits).
+        targets: ``(N, H, W)`` true label maps.
+        class_names: the C class names.
+        step: the step to log at.
+        images: ``(M, H, W, 3)`` or ``(M, 3, H, W)`` photos to show (uint8 or float), those of the samples
+            ``image_indices`` (default: the first M).
+        image_indices: which samples ``images`` are.
+        colors: C RGB colours in [0, 1] for the label maps.
+        model: the model, for its graph.
+        example_input: an input batch for the graph.
+        max_pixels: at most this many pixels in the PR curves.
+        seed: the pixel sample's seed.
+
+    Returns:
+        The tags written.
+    """
+    scores = np.asarray(_numpy(scores))
+    targets = np.asarray(_numpy(targets)).astype(np.int64)
+    if scores.ndim != 4 or targets.shape != scores.shape[:1] + scores.shape[2:]:
+        raise ValueError(f"log_segmentation: expected (N, C, H, W) scores and (N, H, W) targets, got "
+                         f"{scores.shape} and {targets.shape}")
+    C = scores.shape[1]
+    if len(class_names) != C or len(colors) != C:
+        raise ValueError(f"log_segmentation: {len(class_names)} class names and {len(colors)} colours for {C} "
+                         f"classes")
+    if (model is None) != (example_input is None):
+        raise ValueError("log_segmentation: the graph needs both model and example_input")
+    flat_scores = scores.transpose(0, 2, 3, 1).reshape(-1, C)
+    flat_targets = targets.ravel()
+    if len(flat_targets) > max_pixels:
+        keep = np.sort(np.random.default_rng(seed).choice(len(flat_targets), max_pixels, replace=False))
+        flat_scores, flat_targets = flat_scores[keep], flat_targets[keep]
+    probabilities = _softmax(flat_scores.astype(np.float64))
+    written = []
+    for c, name in enumerate(class_names):
+        tag = f"pr_curve/{_tag_part(name)}"
+        writer.add_pr_curve(tag, flat_targets == c, probabilities[:, c], step)
+        written.append(tag)
+    if images is not None:
+        images = np.asarray(_numpy(images))
+        indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices)
+        predictions = scores[indices].argmax(axis=1)
+        rows = []
+        for img, pred, i in zip(images, predictions, indices):
+            photo = _display_image(img)  # (H, W) or (H, W, 3) floats in [0, 1]
+            photo = np.round(255 * (photo[..., None].repeat(3, axis=2) if photo.ndim == 2 else photo))
+            rows.append(np.concatenate([photo.astype(np.uint8), colorize_labels(pred, colors),
+                                        colorize_labels(targets[i], colors)], axis=1))
+        writer.add_image("segmentation", np.concatenate(rows, axis=0), step, dataformats="HWC")
+        written.append("segmentation")
+    if model is not None:
+        writer.add_graph(model, example_input)
+        written.append("graph")
     return written

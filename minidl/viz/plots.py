@@ -28,7 +28,7 @@ from .. import metrics
 from ..backend import to_numpy
 from ..tensor import Tensor
 
-__all__ = ["FACADE_CLASSES", "FACADE_COLORS", "plot_training_curves", "plot_loss_curve",
+__all__ = ["FACADE_CLASSES", "FACADE_COLORS", "colorize_labels", "plot_training_curves", "plot_loss_curve",
            "plot_per_class_accuracy", "plot_confusion_matrix", "plot_classified_examples", "plot_filters",
            "plot_pr_curves", "plot_segmentation_triplets"]
 
@@ -494,6 +494,21 @@ def plot_pr_curves(scores, targets, path: str | os.PathLike, class_names: Sequen
 
 
 # ----------------------------------------------------------------------------------- segmentation
+def colorize_labels(labels, colors: Sequence[Sequence[float]] = FACADE_COLORS) -> np.ndarray:
+    """A label map drawn in its class colours: ``(..., H, W)`` class ids -> uint8 ``(..., H, W, 3)`` RGB.
+
+    Args:
+        labels: integer class ids in ``[0, len(colors))``.
+        colors: one RGB colour in [0, 1] per class (default: the facade palette of reports 000 and 001).
+    """
+    labels = _np(labels)
+    table = np.round(255 * np.asarray(colors, dtype=np.float64)).astype(np.uint8)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(table)):
+        raise ValueError(f"colorize_labels: labels must lie in [0, {len(table)}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    return table[labels.astype(np.int64, copy=False)]
+
+
 def plot_segmentation_triplets(images, predictions, targets, path: str | os.PathLike,
                                class_names: Sequence[str] = FACADE_CLASSES,
                                colors: Sequence[Sequence[float]] = FACADE_COLORS, max_rows: int = 4,

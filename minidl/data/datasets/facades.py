@@ -150,6 +150,9 @@ class Facades(VisionDataset):
         transform: applied to each photo, or to a batch (N, 256, 256, 3) where it is batched.
         download: fetch the CMP archive into ``root`` and prepare the ``.npz`` files there if missing.
         target_transform: applied to each label map (or to the batch of maps where batched).
+        transforms: a joint ``transforms(photo, label map) -> (photo, label map)`` applied before the two
+            above, to the uint8 photo and its map together: random crops and flips that keep them aligned,
+            e.g. ``T.Compose([T.RandomCrop(128), T.RandomHorizontalFlip()])``.
         extended: for ``split="train"``, add the 228 images of the CMP extended set
             (``train_extended.npz``, prepared from ``CMP_facade_DB_extended.zip``).
     """
@@ -165,10 +168,10 @@ class Facades(VisionDataset):
     image_size = 256
 
     def __init__(self, root=None, split: str = "train", transform=None, download: bool = False, *,
-                 target_transform=None, extended: bool = False) -> None:
+                 target_transform=None, transforms=None, extended: bool = False) -> None:
         if split not in self.splits:
             raise ValueError(f"Facades: split must be one of {self.splits}, got {split!r}")
-        super().__init__(root, transform, target_transform, download)
+        super().__init__(root, transform, target_transform, download, transforms=transforms)
         self.split = split
         self.extended = extended
         self.filename = "train_extended.npz" if extended and split == "train" else f"{split}.npz"

@@ -28,6 +28,11 @@ class VisionDataset(Dataset):
         transform: applied to each image (``image -> image``), or to a whole batch where it is ``batched``.
         target_transform: applied to each target (or to the batch of targets where it is ``batched``).
         download: fetch the official files into ``root`` if they are missing there.
+        transforms: a joint transform ``transforms(image, target) -> (image, target)`` applied first, to
+            the raw image and target together: the same random crop or flip of a photo and its label map
+            (e.g. ``T.Compose([T.RandomCrop(128), T.RandomHorizontalFlip()])``, see
+            :mod:`minidl.data.transforms`). ``transform`` and ``target_transform`` follow it (torchvision
+            takes either ``transforms`` or those two; here they compose, the joint one first).
     """
 
     name = ""
@@ -38,9 +43,11 @@ class VisionDataset(Dataset):
     data: np.ndarray
     targets: np.ndarray
 
-    def __init__(self, root=None, transform=None, target_transform=None, download: bool = False) -> None:
+    def __init__(self, root=None, transform=None, target_transform=None, download: bool = False, *,
+                 transforms=None) -> None:
         self.root = resolve_root(root, self.name)
         self._root_given = root is not None
+        self.transforms = transforms
         self.transform = transform
         self.target_transform = target_transform
         self.download_requested = download
@@ -83,6 +90,8 @@ class VisionDataset(Dataset):
 
     def __getitem__(self, index):
         img, target = self.data[index], self._target(index)
+        if self.transforms is not None:
+            img, target = self.transforms(img, target)
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -91,9 +100,11 @@ class VisionDataset(Dataset):
 
     def __getitems__(self, indices):
         idx = np.asarray(indices, dtype=np.int64)
-        if not (is_batched(self.transform) and is_batched(self.target_transform)):
+        if not all(is_batched(t) for t in (self.transforms, self.transform, self.target_transform)):
             return [self[i] for i in idx.tolist()]
         images, targets = self.data[idx], self._batch_targets(idx)
+        if self.transforms is not None:
+            images, targets = self.transforms(images, targets)
         if self.transform is not None:
             # A batched transform gets channels-last batches, (N, H, W, 1) for grey images.
             images = self.transform(images[..., None] if images.ndim == 3 else images)
