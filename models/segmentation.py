@@ -4,6 +4,8 @@ Both map a (N, 3, H, W) photo to (N, 5, H, W) class scores of the same size.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import minidl.nn as nn
 import minidl.nn.functional as F
 
@@ -55,24 +57,48 @@ class Rescaled(nn.Module):
     and every metric are computed at the photo's own size, against its own label map. Both resizes are
     differentiable and have no parameters: ``scale=1`` is the net itself.
 
+    Several scales, e.g. ``(0.5, 0.25)``: the mean of the net's score maps at each, so every pixel is judged
+    from a near and a far view by the same weights (the cost is the sum of the scales' costs).
+
     Args:
         net: maps (N, 3, h, w) to (N, C, h, w).
-        scale: the factor applied to the photo's height and width, in (0, 1].
+        scale: the factor applied to the photo's height and width, in (0, 1], or a sequence of them.
     """
 
-    def __init__(self, net: nn.Module, scale: float = 1.0):
+    def __init__(self, net: nn.Module, scale: float | Sequence[float] = 1.0):
         super().__init__()
-        if not 0 < scale <= 1:
-            raise ValueError(f"Rescaled: scale must be in (0, 1], got {scale}")
+        scales = tuple(float(s) for s in scale) if isinstance(scale, Sequence) else (float(scale),)
+        if not scales or not all(0 < s <= 1 for s in scales):
+            raise ValueError(f"Rescaled: scale must be in (0, 1] (or a sequence of such), got {scale}")
         self.net = net
-        self.scale = scale
+        self.scales = scales
 
     def forward(self, x):
-        if self.scale == 1:
-            return self.net(x)
         size = x.shape[-2:]
-        small = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        return F.interpolate(self.net(small), size=size, mode="bilinear", align_corners=False)
+        total = None
+        for s in self.scales:
+            if s == 1:
+                scores = self.net(x)
+            else:
+                small = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+                scores = F.interpolate(self.net(small), size=size, mode="bilinear", align_corners=False)
+            total = scores if total is None else total + scores
+        return total if len(self.scales) == 1 else total / len(self.scales)
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return f"scale={self.scales[0] if len(self.scales) == 1 else self.scales}"
+
+
+class MirrorAveraged(nn.Module):
+    """Test-time flipping: the mean of ``net``'s scores for the photo and (mirrored back) for its mirror image.
+
+    A facade is as likely left-right mirrored, so both views are fair evidence about each pixel; averaging
+    them cancels part of each view's errors. Twice the work of ``net`` at inference; nothing to train.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return (self.net(x) + self.net(x.flip(-1)).flip(-1)) / 2

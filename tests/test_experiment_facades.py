@@ -64,10 +64,11 @@ def test_default_recipe_learns_the_tiny_set(tiny_facades, tmp_path):
     out = tmp_path / "run"
     assert run(tiny_facades, out, "--epochs", "6", "--crop", "16", "--batch-size", "4", "--lr", "0.01") == 0
     summary = check_run(out)
-    assert summary["scale"] == 0.5 and summary["net"] == "001"
+    assert summary["scale"] == [0.5] and summary["net"] == "001"
     assert summary["mean_ap"] > 0.5, summary  # chance is the class shares, about 0.2 on average
     config = json.loads((out / "config.json").read_text())
     assert config["crop"] == 16 and config["flip"] and config["normalize"] == "channel"
+    assert config["class_weights"] == "sqrt" and config["tta"]
     assert len(config["data"]["pixel_mean"]) == 3 and config["data"]["train_images"] == 12
 
 
@@ -76,7 +77,8 @@ def test_report_recipe_with_net_000_and_resume(tiny_facades, tmp_path, capsys):
     flags = ["--net", "000", "--recipe", "report", "--batch-size", "4", "--lr", "0.003"]
     assert run(tiny_facades, out, *flags, "--epochs", "2") == 0
     config = json.loads((out / "config.json").read_text())
-    assert (config["scale"], config["crop"], config["flip"], config["normalize"]) == (1.0, 0, False, "none")
+    assert (config["scale"], config["crop"], config["flip"], config["normalize"], config["class_weights"],
+            config["tta"]) == ([1.0], 0, False, "none", "none", False)
     assert "Total params: 742,533" in (out / "model_summary.txt").read_text()  # report 000's net
     # a finished run is not replaced, but continued for more epochs
     assert run(tiny_facades, out, *flags, "--epochs", "3") == 2
@@ -158,3 +160,12 @@ def test_net_001_learns_on_real_facades(tmp_path):
     # A scorer that knows nothing has a class's pixel share as its AP, so a mean AP of 0.2 (measured: 0.24
     # after these 16 steps; the full run reaches more than 0.5).
     assert summary["test_images"] == 39 and summary["mean_ap"] > 0.22, summary
+
+
+def test_sqrt_class_weights_favour_rare_classes_with_mean_one():
+    labels = np.repeat(np.arange(5), [400, 300, 4, 100, 196]).reshape(1, 1, -1)
+    w = facade_segmentation.class_weights(labels, "sqrt").numpy()
+    share = np.array([400, 300, 4, 100, 196]) / 1000
+    np.testing.assert_allclose(w, (1 / np.sqrt(share)) / np.mean(1 / np.sqrt(share)), rtol=1e-6)
+    assert w.mean() == pytest.approx(1) and w[2] == w.max()
+    assert facade_segmentation.class_weights(labels, "none") is None

@@ -268,5 +268,28 @@ def test_rescaled_net_is_the_torch_net_between_two_bilinear_resizes(torch, rng, 
         model.net.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].numpy()))
         model(mdl.tensor(x))
         np.testing.assert_allclose(seen["x"], blocks, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\], got 1.5"):
-        Rescaled(build("seg_001"), 1.5)
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\] \(or a sequence of such\), got \[0.5, 1.5\]"):
+        Rescaled(build("seg_001"), [0.5, 1.5])
+
+
+def test_rescaled_at_several_scales_averages_the_score_maps(rng):
+    from models.segmentation import Rescaled
+    net = build("seg_001").double()
+    x = mdl.tensor(rng.standard_normal((1, 3, 16, 24)))
+    both = Rescaled(net, (1.0, 0.5))(x).numpy()
+    expected = (Rescaled(net, 1.0)(x).numpy() + Rescaled(net, 0.5)(x).numpy()) / 2
+    np.testing.assert_allclose(both, expected, rtol=1e-12)
+    np.testing.assert_allclose(Rescaled(net, 1.0)(x).numpy(), net(x).numpy(), rtol=0)
+
+
+def test_mirror_averaged_is_the_mean_of_both_views(rng):
+    from models.segmentation import MirrorAveraged
+    net = build("seg_001").double()
+    x = rng.standard_normal((2, 3, 8, 10))
+    plain = net(mdl.tensor(x)).numpy()
+    mirrored = net(mdl.tensor(x[..., ::-1].copy())).numpy()[..., ::-1]
+    np.testing.assert_allclose(MirrorAveraged(net)(mdl.tensor(x)).numpy(), (plain + mirrored) / 2, rtol=1e-12)
+    # a photo equal to its mirror image gets mirror-symmetric scores
+    symmetric = x + x[..., ::-1]
+    y = MirrorAveraged(net)(mdl.tensor(symmetric)).numpy()
+    np.testing.assert_allclose(y, y[..., ::-1], rtol=1e-10, atol=1e-12)
