@@ -64,7 +64,7 @@ def test_default_recipe_learns_the_tiny_set(tiny_facades, tmp_path):
     out = tmp_path / "run"
     assert run(tiny_facades, out, "--epochs", "6", "--crop", "16", "--batch-size", "4", "--lr", "0.01") == 0
     summary = check_run(out)
-    assert summary["scale"] == [0.5] and summary["net"] == "001"
+    assert summary["scale"] == [0.5, 0.25, 0.125] and summary["net"] == "001"
     assert summary["mean_ap"] > 0.5, summary  # chance is the class shares, about 0.2 on average
     config = json.loads((out / "config.json").read_text())
     assert config["crop"] == 16 and config["flip"] and config["normalize"] == "channel"
