@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, given: frozenset[str]) -> int:
+    """``--predict`` segments photos with a trained run; anything else trains one. Flags of the other
+    kind are refused by name."""
     if args.predict is not None:
         training_flags = sorted(given - {"predict", "checkpoint", "out", "overwrite", "device", "debug",
                                          "no_progress"})
