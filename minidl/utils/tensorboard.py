@@ -342,6 +342,18 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def _log_pr_curves(writer: SummaryWriter, scores: np.ndarray, targets: np.ndarray, class_names: Sequence[str],
+                   step: int) -> list[str]:
+    """``pr_curve/<class>`` for every class: its softmax probability against ``target == c`` over the (M, C)
+    ``scores`` and (M,) ``targets``; returns the tags."""
+    probabilities = _softmax(scores)
+    tags = []
+    for c, name in enumerate(class_names):
+        tags.append(f"pr_curve/{_tag_part(name)}")
+        writer.add_pr_curve(tags[-1], targets == c, probabilities[:, c], step)
+    return tags
+
+
 def _predictions_figure(images: np.ndarray, predictions: np.ndarray, targets: np.ndarray,
                         class_names: Sequence[str]):
     """A grid of images, each titled with its predicted and true class (green when right, red when wrong)."""
@@ -422,12 +434,7 @@ def log_classifier(writer: SummaryWriter, *, scores, targets, class_names: Seque
         raise ValueError(f"log_classifier: num_examples must be at least 1, got {num_examples}")
     names = [str(name) for name in class_names]
     predictions = scores.argmax(axis=1)
-    probabilities = _softmax(scores)
-    written = []
-    for c, name in enumerate(names):
-        tag = f"pr_curve/{_tag_part(name)}"
-        writer.add_pr_curve(tag, targets == c, probabilities[:, c], step)
-        written.append(tag)
+    written = _log_pr_curves(writer, scores, targets, names, step)
     if images is not None:
         images = np.asarray(_numpy(images))
         shown = images[:num_examples]
@@ -505,12 +512,7 @@ def log_segmentation(writer: SummaryWriter, *, scores, targets, class_names: Seq
     if len(flat_targets) > max_pixels:
         keep = np.sort(np.random.default_rng(seed).choice(len(flat_targets), max_pixels, replace=False))
         flat_scores, flat_targets = flat_scores[keep], flat_targets[keep]
-    probabilities = _softmax(flat_scores.astype(np.float64))
-    written = []
-    for c, name in enumerate(class_names):
-        tag = f"pr_curve/{_tag_part(name)}"
-        writer.add_pr_curve(tag, flat_targets == c, probabilities[:, c], step)
-        written.append(tag)
+    written = _log_pr_curves(writer, flat_scores.astype(np.float64), flat_targets, class_names, step)
     if images is not None:
         images = np.asarray(_numpy(images))
         indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices)
