@@ -66,7 +66,7 @@ SIDE = Facades.image_size
 REPORT_AP = {"000": [0.5459, 0.6559, 0.0264, 0.6666, 0.5480], "001": [0.654, 0.738, 0.109, 0.727, 0.307]}
 REPORT_MEAN_AP = {"000": 0.482, "001": 0.507}
 RECIPES = {
-    "default": {"epochs": {"000": 18, "001": 40}, "batch_size": 8, "lr": 3e-3, "weight_decay": 1e-5,
+    "default": {"epochs": {"000": 30, "001": 40}, "batch_size": 8, "lr": 3e-3, "weight_decay": 1e-5,
                 "schedule": "onecycle", "scale": {"000": [0.25, 0.125], "001": [0.5, 0.25, 0.125]}, "crop": 0, "flip": True, "normalize": "channel",
                 "class_weights": "sqrt", "tta": True},
     "report": {"epochs": {"000": 23, "001": 50}, "batch_size": {"000": 8, "001": 4}, "lr": 1e-3,
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'report': the report's own training; 'default': the one that beats it")
     common.add_training_flags(p, epochs=None, batch_size=None, optimizers=["adam"], optimizer="adam",
                               weight_decay=None, recipe_help="see --recipe (default: 40 epochs for net 001, "
-                              "18 for 000, batch 8, weight decay 1e-5; report: 50 / 23 epochs, batch 4 / 8)",
+                              "30 for 000, batch 8, weight decay 1e-5; report: 50 / 23 epochs, batch 4 / 8)",
                               lr_help="Adam's learning rate (the one-cycle's peak): default 3e-3, 1e-3 with "
                                       "--recipe report")
     p.add_argument("--schedule", choices=["onecycle", "cosine", "none"], default=None,
@@ -95,11 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "constant (default onecycle, none with --recipe report)")
     p.add_argument("--scale", type=common.float_in(0, 1, low_open=True, high_open=False), nargs="+",
                    default=None, help="run the net on the photo resized by this factor, its scores resized back; "
-                                      "several factors: the mean of the scores at each (default 0.5, 1 with "
-                                      "--recipe report)")
+                                      "several factors: the mean of the scores at each (default 0.25 0.125 for "
+                                      "net 000, 0.5 0.25 0.125 for net 001, 1 with --recipe report)")
     p.add_argument("--crop", type=common.int_at_least(0), default=None, metavar="SIDE",
                    help="train on random SIDE x SIDE crops of the photos and their label maps, 0 for whole "
-                        "photos (default 128, 0 with --recipe report)")
+                        "photos (default 0)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="random horizontal flips of the training photos with their label maps (default on, "
                         "off with --recipe report)")

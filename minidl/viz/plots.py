@@ -125,7 +125,8 @@ def _named_series(values, default_label: str) -> dict[str, np.ndarray]:
 def plot_training_curves(history, path: str | os.PathLike, title: str = "Training curves",
                          reference_accuracy: Mapping[str, float] | None = None,
                          reference_loss: Mapping[str, float] | None = None,
-                         extra_columns: Mapping[str, str] | None = None, val_label: str = "validation") -> Path:
+                         extra_columns: Mapping[str, str] | None = None, val_label: str = "validation",
+                         xlabel: str = "epoch") -> Path:
     """Train and validation loss (left) and accuracy (right) per epoch.
 
     Args:
@@ -139,6 +140,8 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
         extra_columns: more fractions to draw on the accuracy panel, ``{column: label}``, e.g.
             ``{"mean_recall": "test mean recall"}``.
         val_label: the legend's name for the ``val_*`` columns (``"test"`` when a run follows its test set).
+        xlabel: the horizontal axis' name: what the ``"epoch"`` column counts (``"batches"`` for a run that
+            evaluates every so many batches).
 
     Returns:
         ``path``.
@@ -161,7 +164,7 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
             ax.plot(s[0], s[1], style, label=label, markersize=4)
     for i, (label, value) in enumerate((reference_loss or {}).items()):
         ax.axhline(value, color=f"C{i + 2}", linestyle="--", label=label)
-    ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax.set(xlabel=xlabel, ylabel="loss", title="Loss")
     ax.grid(alpha=0.3)
     ax.legend()
     if panels == 2:
@@ -170,7 +173,7 @@ def plot_training_curves(history, path: str | os.PathLike, title: str = "Trainin
             ax.plot(s[0], 100 * s[1], style, label=label, markersize=4)
         for i, (label, value) in enumerate((reference_accuracy or {}).items()):
             ax.axhline(100 * value, color=f"C{i + 2}", linestyle="--", label=label)
-        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+        ax.set(xlabel=xlabel, ylabel="accuracy (%)", title="Accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
     for ax in axes:
@@ -248,9 +251,9 @@ def plot_per_class_accuracy(values, path: str | os.PathLike, class_names: Sequen
                          clip_on=True)
     slanted = max(len(n) for n in names) > 5  # long names would overlap when written level
     ax.set_xticks(x, names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
-    ax.set(ylabel=ylabel, title=title, ylim=(0, 110))
+    ax.set(ylabel=ylabel, title=title, ylim=(0, 120), yticks=range(0, 101, 20))  # above 100: the legend
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncol=4, fontsize=8, frameon=False)  # one row, over no bar
     return _save(fig, path)
 
 
