@@ -32,7 +32,6 @@ writes each variant's run into a folder of --out named after it, then comparison
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
@@ -242,11 +241,11 @@ def sweep(args: argparse.Namespace, given: frozenset[str]) -> int:
         raise common.ExperimentError("argument --variant: --sweep runs every variant; leave --variant out",
                                      common.EXIT_USAGE)
     top = args.out
-    open_sweep_folder(top, args)
+    common.open_sweep_folder(top, args, Path(__file__).stem)
     results = {}
     for name in VARIANTS:
         run_dir = top / name
-        finished = common._read_json(run_dir / "summary.json")
+        finished = common.read_json(run_dir / "summary.json")
         if args.resume and finished is not None:
             print(f"--resume: variant {name} finished before (mean recall {finished['mean_recall']:.4f}); kept")
             results[name] = finished
@@ -262,36 +261,10 @@ def sweep(args: argparse.Namespace, given: frozenset[str]) -> int:
             variant_args.tensorboard = variant_args.tensorboard / name
         print(f"=== variant {name}: {VARIANTS[name][2]} ===")
         train(variant_args, given)
-        results[name] = common._read_json(run_dir / "summary.json")
+        results[name] = common.read_json(run_dir / "summary.json")
     write_comparison(top, results, time.perf_counter() - start)
     print(f"sweep done: {top / 'comparison.md'}")
     return 0
-
-
-def open_sweep_folder(top: Path, args: argparse.Namespace) -> None:
-    """Check the sweep's --out folder as a run folder is checked (never replaced without --overwrite; --resume
-    needs a sweep there), emptying it under --overwrite, and mark it as a sweep (sweep.json)."""
-    marker = top / "sweep.json"
-    taken = top.is_dir() and any(top.iterdir())
-    if top.exists() and not top.is_dir():
-        raise common.ExperimentError(f"argument --out: {top} is a file, not a folder", common.EXIT_USAGE)
-    if args.resume and not marker.exists():
-        raise common.ExperimentError(f"--resume: {top} holds no sweep to continue (no sweep.json): leave out "
-                                     f"--resume to start one, or pass --out with the sweep's folder.",
-                                     common.EXIT_USAGE)
-    if taken and not args.resume:
-        if not marker.exists():
-            raise common.ExperimentError(f"{top} holds files but no sweep, so it is not used: pass --out with a "
-                                         f"new or empty folder.", common.EXIT_USAGE)
-        if not args.overwrite:
-            raise common.ExperimentError(f"{top} already holds a sweep, which a new one would replace. Pass --out "
-                                         f"DIR for a new sweep, --overwrite to replace it, or --resume to continue "
-                                         f"it.", common.EXIT_USAGE)
-        print(f"--overwrite: deleting the sweep in {top}")
-        shutil.rmtree(top)
-    top.mkdir(parents=True, exist_ok=True)
-    if not marker.exists():
-        write_json(marker, {"script": Path(__file__).stem, "epochs": args.epochs, "recipe": args.recipe})
 
 
 def write_comparison(top: Path, results: dict, seconds: float) -> None:

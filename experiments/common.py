@@ -490,7 +490,7 @@ class RunFolder:
                     pass
 
     def _refuse_taken(self, overwrite: bool) -> None:
-        summary = _read_json(self.path / "summary.json")
+        summary = read_json(self.path / "summary.json")
         if summary is not None:
             accuracy = summary.get("test_accuracy")
             what = (f"a finished run ({summary.get('epochs')} epochs"
@@ -516,7 +516,7 @@ class RunFolder:
                 why = "leave out --resume to start a new run, or pass --out with the folder of the run to continue."
             raise ExperimentError(f"--resume: there is no checkpoint to continue from in {self.path} "
                                   f"({self.checkpoint_path.name} is missing): {why}", EXIT_USAGE)
-        saved = _read_json(self.config_path)
+        saved = read_json(self.config_path)
         if saved is None:
             raise ExperimentError(f"--resume: {self.config_path} is missing or unreadable, so the flags of the run "
                                   f"in {self.path} are unknown. Start it anew with --overwrite, or pass --out DIR "
@@ -592,6 +592,41 @@ class RunFolder:
         write_json(self.config_path, config)
 
 
+def open_sweep_folder(top: Path, args: argparse.Namespace, script: str) -> None:
+    """Check a sweep's ``--out`` folder as :class:`RunFolder` checks a run's, and mark it as a sweep.
+
+    The folder is never replaced without ``--overwrite`` (which empties it), ``--resume`` needs a sweep of
+    this script there, and a folder that holds files but no sweep is refused; a new sweep's folder gets
+    ``sweep.json``, naming ``script``.
+
+    Raises:
+        ExperimentError: any of those refusals, with the flags that get around it.
+    """
+    marker = top / "sweep.json"
+    if top.exists() and not top.is_dir():
+        raise ExperimentError(f"argument --out: {top} is a file, not a folder", EXIT_USAGE)
+    taken = top.is_dir() and any(top.iterdir())
+    owner = (read_json(marker) or {}).get("script", script) if marker.exists() else None
+    if args.resume and owner is None:
+        raise ExperimentError(f"--resume: {top} holds no sweep to continue (no sweep.json): leave out --resume to "
+                              f"start one, or pass --out with the sweep's folder.", EXIT_USAGE)
+    if owner is not None and owner != script:
+        raise ExperimentError(f"{top} holds a sweep of {owner!r}, not of {script!r}: pass --out with another "
+                              f"folder.", EXIT_USAGE)
+    if taken and not args.resume:
+        if owner is None:
+            raise ExperimentError(f"{top} holds files but no sweep, so it is not used: pass --out with a new or "
+                                  f"empty folder.", EXIT_USAGE)
+        if not args.overwrite:
+            raise ExperimentError(f"{top} already holds a sweep, which a new one would replace. Pass --out DIR for "
+                                  f"a new sweep, --overwrite to replace it, or --resume to continue it.", EXIT_USAGE)
+        print(f"--overwrite: deleting the sweep in {top}")
+        shutil.rmtree(top)
+    top.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        write_json(marker, {"script": script})
+
+
 def _plain(value):
     """``value`` as it reads back from config.json (a Path as its string, a tuple as a list)."""
     return json.loads(json.dumps(value, default=_jsonable))
@@ -601,7 +636,7 @@ def _show(value) -> str:
     return "(not set)" if value is None else str(value)
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -612,7 +647,7 @@ def _read_json(path: Path) -> dict | None:
 def earlier_wall_seconds(args: argparse.Namespace) -> float:
     """The ``wall_seconds`` of the commands that finished this run before (a resumed finished run adds its
     time to theirs); 0 for a new run."""
-    earlier = _read_json(args.out / "summary.json") if args.resume else None
+    earlier = read_json(args.out / "summary.json") if args.resume else None
     seconds = earlier.get("wall_seconds") if earlier else None
     return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 

@@ -19,16 +19,26 @@ from minidl.tensor import Tensor
 __all__ = ["ModelBuilderNet", "window_output_size"]
 
 
-def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, ceil_mode: bool = False) -> int:
     """The side of a conv's or a max pool's output: ``floor((size + 2·padding - kernel) / stride) + 1``.
 
     A window of ``kernel`` pixels slides over ``size + 2·padding`` pixels, ``stride`` at a time; a last step
-    that does not fit is dropped (PyTorch's ``ceil_mode=False``). Zero or less means the window does not fit.
+    that does not fit is dropped (PyTorch's ``ceil_mode=False``). With ``ceil_mode`` it is kept as a partial
+    window (``ceil`` instead of ``floor``) as long as it starts inside the map, PyTorch's pooling rule, so even a
+    map smaller than the window gives one output. Zero or less means the window does not fit.
 
     >>> window_output_size(28, 5, padding=2), window_output_size(28, 2, stride=2), window_output_size(3, 5)
     (28, 14, -1)
+    >>> window_output_size(3, 2, stride=2), window_output_size(3, 2, stride=2, ceil_mode=True)
+    (1, 2)
+    >>> window_output_size(1, 2, stride=2), window_output_size(1, 2, stride=2, ceil_mode=True)
+    (0, 1)
     """
-    return (size + 2 * padding - kernel) // stride + 1
+    span = size + 2 * padding - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = (span + stride - 1) // stride + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 class ModelBuilderNet(nn.Module):
@@ -56,6 +66,9 @@ class ModelBuilderNet(nn.Module):
             stride to keep the size), so on 28×28 a conv stride of 5 or more leaves room for one block only.
         pool_size: side of the max-pool window.
         pool_stride: step of the max-pool window (1, 2 and 5 in the report).
+        ceil_mode: pools keep a partial window at the bottom and right edges (PyTorch's ``ceil_mode``), so a
+            1×1 map pools to 1×1 instead of nothing. The base nets' maps (28, 14; 32, 16) are even, so it
+            changes them not at all; it lets two blocks of conv stride 5 or 10 fit 28×28.
         extra_convs_per_block: extra convs right after each block's conv, before its ReLU.
         extra_convs_at_end: extra convs after the last block, before flatten.
         input_size: (C, H, W) of one image: (1, 28, 28) for MNIST and Fashion-MNIST, (3, 32, 32) for CIFAR-10.
@@ -70,19 +83,21 @@ class ModelBuilderNet(nn.Module):
     """
 
     def __init__(self, blocks: int = 2, filters: int = 16, field_size: int = 5, conv_stride: int = 1,
-                 padding: int | None = None, pool_size: int = 2, pool_stride: int = 2,
+                 padding: int | None = None, pool_size: int = 2, pool_stride: int = 2, ceil_mode: bool = False,
                  extra_convs_per_block: int = 0, extra_convs_at_end: int = 0,
                  input_size: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10):
         super().__init__()
         pad = field_size // 2 if padding is None else padding
         c_in, H, W = input_size
         knobs = (f"input_size={tuple(input_size)}, blocks={blocks}, field_size={field_size}, "
-                 f"conv_stride={conv_stride}, padding={pad}, pool_size={pool_size}, pool_stride={pool_stride}")
+                 f"conv_stride={conv_stride}, padding={pad}, pool_size={pool_size}, pool_stride={pool_stride}, "
+                 f"ceil_mode={ceil_mode}")
         layers = OrderedDict()
 
-        def add(name: str, layer: nn.Module, kernel: int, stride: int, pad: int) -> None:
+        def add(name: str, layer: nn.Module, kernel: int, stride: int, pad: int, ceil: bool = False) -> None:
             nonlocal H, W
-            OH, OW = window_output_size(H, kernel, stride, pad), window_output_size(W, kernel, stride, pad)
+            OH = window_output_size(H, kernel, stride, pad, ceil)
+            OW = window_output_size(W, kernel, stride, pad, ceil)
             if OH < 1 or OW < 1:
                 raise ValueError(f"ModelBuilderNet: the feature map shrinks to nothing at {name}, whose "
                                  f"{kernel}×{kernel} window does not fit the {H}×{W} map padded by {pad}; with "
@@ -94,7 +109,8 @@ class ModelBuilderNet(nn.Module):
             for e in range(1, extra_convs_per_block + 1):
                 add(f"conv{b}_extra{e}", nn.Conv2d(filters, filters, field_size, 1, pad), field_size, 1, pad)
             layers[f"relu{b}"] = nn.ReLU()
-            add(f"pool{b}", nn.MaxPool2d(pool_size, pool_stride), pool_size, pool_stride, 0)
+            add(f"pool{b}", nn.MaxPool2d(pool_size, pool_stride, ceil_mode=ceil_mode), pool_size, pool_stride, 0,
+                ceil_mode)
             c_in = filters
         for e in range(1, extra_convs_at_end + 1):
             add(f"conv_extra{e}", nn.Conv2d(c_in, filters, field_size, 1, pad), field_size, 1, pad)

@@ -87,7 +87,7 @@ def torch_vgg16(tnn):
 
 
 def torch_model_builder(tnn, torch, blocks=2, filters=16, field_size=5, conv_stride=1, padding=None, pool_size=2,
-                        pool_stride=2, extra_convs_per_block=0, extra_convs_at_end=0, input_size=(1, 28, 28)):
+                        pool_stride=2, ceil_mode=False, extra_convs_per_block=0, extra_convs_at_end=0, input_size=(1, 28, 28)):
     """Report 002's net; the fc's input size is found by running the conv part, not from a formula."""
     pad = field_size // 2 if padding is None else padding
     layers, c_in = OrderedDict(), input_size[0]
@@ -96,7 +96,7 @@ def torch_model_builder(tnn, torch, blocks=2, filters=16, field_size=5, conv_str
         for e in range(1, extra_convs_per_block + 1):
             layers[f"conv{b}_extra{e}"] = tnn.Conv2d(filters, filters, field_size, 1, pad)
         layers[f"relu{b}"] = tnn.ReLU()
-        layers[f"pool{b}"] = tnn.MaxPool2d(pool_size, pool_stride)
+        layers[f"pool{b}"] = tnn.MaxPool2d(pool_size, pool_stride, ceil_mode=ceil_mode)
         c_in = filters
     for e in range(1, extra_convs_at_end + 1):
         layers[f"conv_extra{e}"] = tnn.Conv2d(c_in, filters, field_size, 1, pad)
@@ -136,6 +136,9 @@ BUILDER_VARIANTS = {
     "conv stride 3": dict(conv_stride=3),
     "conv stride 5, one block": dict(conv_stride=5, blocks=1),   # two blocks: 28 → 6 → 3 → 1 → nothing
     "conv stride 10, one block": dict(conv_stride=10, blocks=1),
+    "conv stride 5, ceil mode": dict(conv_stride=5, ceil_mode=True),  # 28 → 6 → 3 → 1 → 1
+    "conv stride 10, ceil mode": dict(conv_stride=10, ceil_mode=True),  # 28 → 3 → 2 → 1 → 1
+    "pool stride 5, ceil mode": dict(pool_stride=5, ceil_mode=True),  # 28 → 7 → 2
     "two extra convs": dict(extra_convs_at_end=2, input_size=CIFAR),
     "four extra convs": dict(extra_convs_per_block=1, extra_convs_at_end=2, input_size=CIFAR),
     "kernel 3, 30 filters (78 %)": dict(field_size=3, filters=30, input_size=CIFAR),
@@ -230,7 +233,7 @@ def test_model_builder_refuses_a_map_shrunk_to_nothing(knobs, where):
     """The message says where the map vanished and lists the geometry knobs to change."""
     with pytest.raises(ValueError, match=rf"shrinks to nothing at {where} padded by \d; with input_size=\(.*\), "
                                          r"blocks=\d, field_size=\d, conv_stride=\d+, padding=\d, pool_size=\d, "
-                                         r"pool_stride=\d, use fewer blocks"):
+                                         r"pool_stride=\d, ceil_mode=False, use fewer blocks"):
         build("model_builder", **knobs)
 
 
