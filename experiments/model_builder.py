@@ -250,6 +250,7 @@ def load_data(args: argparse.Namespace):
 def small_batch_accuracy(correct: np.ndarray, size: int, seed: int) -> dict:
     """The accuracy of the test set cut into random batches of ``size`` images: what a chart that shows the
     accuracy of one small test batch at a time (Model Builder's) swings between."""
+    size = min(size, len(correct))  # a test set smaller than one batch is one batch
     order = np.random.default_rng(seed).permutation(len(correct))
     batches = correct[order[:len(correct) // size * size]].reshape(-1, size).mean(axis=1)
     return {"size": size, "batches": len(batches), "mean": float(batches.mean()), "std": float(batches.std()),

@@ -187,6 +187,37 @@ def test_a_busy_port_is_one_clear_error(tmp_path, capsys, monkeypatch):
     assert code == 2 and "pass another --port (0 picks a free one)" in capsys.readouterr().err
 
 
+def test_without_checkpoint_the_net_is_trained_once_and_cached(tmp_path, monkeypatch, capsys):
+    """The first start trains the base net with model_builder.py into the cache; the second reuses it. (A tiny
+    synthetic MNIST and 4 batches stand in for the real data set and the 3000 batches.)"""
+    import functools
+
+    import model_builder
+    from conftest import write_synthetic_mnist
+
+    from minidl.data.datasets import MNIST
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_synthetic_mnist(data)
+    unchecked = functools.partial(MNIST, check_content=False)
+    monkeypatch.setitem(model_builder.DATASETS, "mnist", (unchecked, *model_builder.DATASETS["mnist"][1:]))
+    monkeypatch.setattr(activation_viewer, "MNIST", unchecked)
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
+    train = model_builder.main
+    monkeypatch.setattr(model_builder, "main", lambda argv: train([*argv, "--batches", "4", "--eval-every", "2"]))
+
+    def stop(server):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(activation_viewer.http.server.ThreadingHTTPServer, "serve_forever", stop)
+    argv = ["--data-dir", str(data), "--port", "0", "--no-progress"]
+    assert activation_viewer.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "Training the viewer's MNIST net once" in first and "Activation viewer: http://127.0.0.1:" in first
+    assert activation_viewer.main(argv) == 0
+    second = capsys.readouterr().out
+    assert "Training" not in second and "model_builder_mnist/checkpoint.npz" in second
+
+
 # ----------------------------------------------------------------------------------- in a real browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium)")
 def test_the_page_in_headless_chromium(server, tmp_path):

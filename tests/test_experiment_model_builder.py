@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_synthetic_mnist
+from conftest import write_cifar_folder, write_synthetic_mnist
 
 from minidl import serialization
-from minidl.data.datasets import MNIST
+from minidl.data.datasets import CIFAR10, MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
@@ -118,6 +118,20 @@ def test_resume_finishes_an_interrupted_run_like_an_uninterrupted_one(tiny_mnist
     cut = serialization.load(tmp_path / "cut" / "checkpoint.npz")["model"]
     for key in whole:
         np.testing.assert_allclose(cut[key], whole[key], rtol=1e-5, atol=1e-6)
+
+
+def test_cifar_10_with_crops_and_flips(tmp_path, monkeypatch):
+    """The report's 78 % net on a tiny learnable CIFAR-10 (brightness by class), trained on crops and flips."""
+    monkeypatch.setattr(CIFAR10, "records_per_file", None)
+    root = tmp_path / "cifar-10"
+    write_cifar_folder(root, np.random.default_rng(0), per_file=40, learnable=True)
+    out = tmp_path / "run"
+    assert run("--dataset", "cifar-10", "--field-size", 3, "--filters", 30, "--augment", "crop-flip",
+               "--batches", 20, "--eval-every", 10, "--data-dir", root, "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"] == "cifar-10" and summary["parameters"] == 30 * 27 + 30 + 30 * 270 + 30 + 1920 * 10 + 10
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Report 002's Model Builder net on CIFAR-10") and "JPEG-recompressed" in report
 
 
 def test_small_batch_accuracy_is_the_spread_of_random_batches():
