@@ -97,7 +97,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     if worst[0] <= 0:
         return True
     i, idx, a, n = worst[1]
-    msg = (f"gradcheck: gradient of input {i} disagrees with finite differences; worst element {tuple(idx)}: "
+    where = tuple(int(j) for j in idx)
+    msg = (f"gradcheck: gradient of input {i} disagrees with finite differences; worst element {where}: "
            f"analytic {a:.8g}, numeric {n:.8g} (|diff| {abs(a - n):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
     if raise_exception:
         raise GradcheckError(msg)
