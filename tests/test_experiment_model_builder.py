@@ -79,10 +79,13 @@ def test_the_run_folder_and_summary(tiny_mnist, tmp_path, capsys):
     for name in RUN_FILES:
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("test_accuracy", "examples_per_second", "batches", "wall_seconds", "small_batch_accuracy"):
+    for key in ("test_accuracy", "examples_per_second", "batches", "wall_seconds", "small_batch_accuracy",
+                "relu_active_fraction"):
         assert key in summary, key
     assert summary["batches"] == 30 and summary["batch_size"] == 20 and summary["curve"]["batches"] == [10, 20, 30]
     assert summary["epochs"] == pytest.approx(30 * 20 / 300)
+    assert set(summary["relu_active_fraction"]) == {"relu1", "relu2"}
+    assert all(0 < f < 1 for f in summary["relu_active_fraction"].values())
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 4
     losses = [float(r.split(",")[2]) for r in rows[1:]]
@@ -120,6 +123,15 @@ def test_resume_finishes_an_interrupted_run_like_an_uninterrupted_one(tiny_mnist
         np.testing.assert_allclose(cut[key], whole[key], rtol=1e-5, atol=1e-6)
 
 
+def test_cosine_schedule_decays_over_the_batches(tiny_mnist, tmp_path):
+    out = tmp_path / "run"
+    assert run("--batches", 12, "--eval-every", 4, "--eval-size", 50, "--schedule", "cosine", "--lr", 0.02,
+               "--data-dir", tiny_mnist, "--out", out) == 0
+    lrs = [float(row.split(",")[1]) for row in (out / "metrics.csv").read_text().splitlines()[1:]]
+    # The lr column is each round's first rate: batch 0, 4 and 8 of 12 on a cosine from 0.02 to 0.
+    assert lrs == pytest.approx([0.02 * (1 + np.cos(np.pi * b / 12)) / 2 for b in (0, 4, 8)])
+
+
 def test_cifar_10_with_crops_and_flips(tmp_path, monkeypatch):
     """The report's 78 % net on a tiny learnable CIFAR-10 (brightness by class), trained on crops and flips."""
     monkeypatch.setattr(CIFAR10, "records_per_file", None)
@@ -153,7 +165,7 @@ def test_the_sweep_runs_every_variant_and_compares_them_with_the_report(tiny_mni
         assert (out / name / "summary.json").exists(), name
     assert "on CIFAR-10: 10 % and very slow" in comparison  # the report's words on another data set
     assert "## Where the numbers agree with the report, and where they say otherwise" in comparison
-    assert "Pool stride 1" in comparison and "Conv stride (report: 1 to 5 alike, 10 worse)" in comparison
+    assert "Pool stride 1" in comparison and "Conv stride (report, on Fashion-MNIST: 1 to 5 alike, 10 worse)" in comparison
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["sweep"]) == set(model_builder.VARIANTS)
     assert json.loads((out / "batch500" / "summary.json").read_text())["batch_size"] == 500
@@ -178,7 +190,13 @@ def test_findings_check_the_reports_explanations_against_the_numbers():
     results = {"base": result(0.97), "pool-stride1": result(0.96, 0.965, speed=300, parameters=110000),
                "field1": result(0.90), "field7": result(0.98), "batch500": result(0.98, speed=4000, batches=600,
                                                                                     batch_size=500)}
+    results["extra4"] = result(0.1, 0.1)
+    results["extra4"]["curve"] = {"batches": [100, 200, 300], "test_accuracy": [0.6, 0.7, 0.1]}
+    results["extra4"]["relu_active_fraction"] = {"relu1": 0.3, "relu2": 0.0}
     lines = model_builder.findings(results, "mnist")
+    assert ("Four extra convs collapsed: it reached 70.0% (on the measured test images) by batch 200, then by "
+            "batch 300 it was at chance") in lines[-2]
+    assert "relu2 is dead: not one output positive on the measured test images" in lines[-2]
     assert lines[0] == ("Report: > 95% after ~300 batches of 20. Here the base net first measured 95% or more "
                         "after 200 batches, and ended at 97.00%.")
     pool = next(line for line in lines if line.startswith("Pool stride 1"))
