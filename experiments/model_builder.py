@@ -262,6 +262,15 @@ def small_batch_accuracy(correct: np.ndarray, size: int, seed: int) -> dict:
             "p95": float(np.percentile(batches, 95))}
 
 
+def describe_net(args: argparse.Namespace, variant: str) -> str:
+    """The net in words: the variant's, or for a run of its own, the knobs that differ from the base net's."""
+    if variant != "base":
+        return VARIANTS[variant][1]
+    changed = [f"{name.replace('_', ' ')} {getattr(args, name)}" for name, value in BASE_NET.items()
+               if getattr(args, name) != value]
+    return "the base net" if not changed else "the base net with " + ", ".join(changed)
+
+
 def relu_activity(model: ModelBuilderNet, loader, device: str) -> dict[str, float]:
     """For each ReLU layer, the fraction of its outputs that are positive over the images of ``loader``: 0
     means a dead layer, whose every unit is off for every image, so that no gradient flows back through it."""
@@ -350,7 +359,8 @@ def train(args: argparse.Namespace, given: frozenset[str], variant: str = "base"
     summary["wall_seconds"] = earlier_seconds + summary["wall_seconds_this_command"]
     write_json(out / "summary.json", summary)
     write_report(out, args, summary, variant, common.command_line(__file__, args, build_parser()))
-    print(f"{TITLES[args.dataset]}, {VARIANTS[variant][1]}: test accuracy {100 * summary['test_accuracy']:.2f}% | "
+    print(f"{TITLES[args.dataset]}, {describe_net(args, variant)}: test accuracy "
+          f"{100 * summary['test_accuracy']:.2f}% | "
           f"{total} batches of {args.batch_size}, {summary['examples_per_second']:.0f} examples/s, "
           f"{train_seconds:.0f} s training, {summary['wall_seconds']:.0f} s in all | run folder {out}")
     return 0
@@ -378,7 +388,7 @@ def write_figures(out: Path, args, history, test, test_set, classes, model, vari
     lines = {f"report 002: {seen[1][:40]}": seen[0]} if seen and seen[0] is not None else None
     viz.plot_training_curves(columns, out / "training_curves.png", reference_accuracy=lines, xlabel="batches",
                              val_label=f"test ({min(args.eval_size, len(test_set)):,} images)",
-                             title=f"{TITLES[args.dataset]}: {VARIANTS[variant][1]}, batch {args.batch_size}")
+                             title=f"{TITLES[args.dataset]}: {describe_net(args, variant)}, batch {args.batch_size}")
     viz.plot_confusion_matrix(metrics.confusion_matrix(test.predictions, test.targets, len(classes)),
                               out / "confusion_matrix.png", class_names=classes)
     if args.blocks:
@@ -390,7 +400,7 @@ def write_report(out: Path, args, summary: dict, variant: str, command: str) -> 
     seen = reported(variant, args.dataset)
     small = summary["small_batch_accuracy"]
     text = [
-        f"# Report 002's Model Builder net on {TITLES[args.dataset]}: {VARIANTS[variant][1]}", "",
+        f"# Report 002's Model Builder net on {TITLES[args.dataset]}: {describe_net(args, variant)}", "",
         f"Test accuracy **{100 * summary['test_accuracy']:.2f}%** on all {summary['test_images']:,} test images "
         f"after {summary['batches']} batches of {summary['batch_size']} ({summary['epochs']:.2f} "
         f"passes over the training images), {summary['examples_per_second']:.0f} examples/s, "
@@ -533,19 +543,30 @@ def findings(results: dict, dataset: str) -> list[str]:
     if "pool-stride1" in have:
         s = results["pool-stride1"]
         gap = 100 * s["last_train_accuracy"] - acc("pool-stride1")
-        if acc("pool-stride1") > 20:
-            lines.append(f"Pool stride 1 (report, on CIFAR-10: 10% and very slow, because it \"overfits\"): here "
-                         f"{acc('pool-stride1'):.1f}% at {speed('pool-stride1'):.2f}× the base's speed. The slowness "
-                         f"agrees (the maps barely shrink, so the second conv sees 4× the pixels and the classifier "
-                         f"has {s['parameters'] / results['base']['parameters']:.0f}× the base's weights), the "
-                         f"explanation does not: its last train accuracy is {gap:.1f} "
-                         f"points above the test's, so it does not overfit, and 10% on ten classes is chance "
-                         f"level: a net that learned nothing (a diverged or stalled run), not one that learned "
-                         f"its training images too well.")
+        batches, curve = s["curve"]["batches"], s["curve"]["test_accuracy"]
+        stalled = 0
+        while stalled < len(curve) and curve[stalled] < 0.2:  # near chance (10%) on the measured images
+            stalled += 1
+        what = (f"Pool stride 1 (report, on CIFAR-10: 10% and very slow, because it \"overfits\"): here "
+                f"{acc('pool-stride1'):.1f}% at {speed('pool-stride1'):.2f}× the base's speed. The slowness agrees "
+                f"(the maps barely shrink, so the second conv sees 4× the pixels and the classifier has "
+                f"{s['parameters'] / results['base']['parameters']:.0f}× the base's weights). ")
+        if stalled >= 3:
+            what += (f"So does the 10%, for a while: the net sat at chance for its first {batches[stalled - 1]} "
+                     f"batches, its loss at ln 10 = 2.30, before it began to learn"
+                     + (f" (it ended at {acc('pool-stride1'):.1f}%)" if stalled < len(curve) else "")
+                     + f". That is a stall, not overfitting: its train accuracy sat at chance with the test's, and "
+                     f"at the end ({100 * s['last_train_accuracy']:.1f}%) it is {gap:.1f} points above it, where "
+                     f"an overfitting net's would be far above.")
+        elif acc("pool-stride1") > 20:
+            what += (f"The explanation does not: its last train accuracy is {gap:.1f} points above the test's, so "
+                     f"it does not overfit, and 10% on ten classes is chance level: a net that learned nothing "
+                     f"(a diverged or stalled run), not one that learned its training images too well.")
         else:
-            lines.append(f"Pool stride 1 ended at {acc('pool-stride1'):.1f}%, near chance, as in the report; its "
-                         f"train accuracy {100 * s['last_train_accuracy']:.1f}% says whether it overfits "
-                         f"(far above the test's) or learned nothing (near it).")
+            what += (f"It ended near chance, as in the report; its train accuracy "
+                     f"{100 * s['last_train_accuracy']:.1f}% says whether it overfits (far above the test's) or "
+                     f"learned nothing (near it).")
+        lines.append(what)
     if "pool-stride5" in have:
         lines.append(f"Pool stride 5 (report, on CIFAR-10: about the same): {acc('pool-stride5'):.1f}% vs {base:.1f}%, "
                      f"{speed('pool-stride5'):.2f}× the speed. "

@@ -201,6 +201,10 @@ def test_findings_check_the_reports_explanations_against_the_numbers():
                         "after 200 batches, and ended at 97.00%.")
     pool = next(line for line in lines if line.startswith("Pool stride 1"))
     assert "does not overfit" in pool and "0.30× the base's speed" in pool and "14× the base's weights" in pool
+    stalled = dict(results, **{"pool-stride1": result(0.27, 0.25, speed=300, parameters=110000)})
+    stalled["pool-stride1"]["curve"] = {"batches": [100, 200, 300, 400], "test_accuracy": [0.1, 0.11, 0.09, 0.3]}
+    pool = next(line for line in model_builder.findings(stalled, "cifar-10") if line.startswith("Pool stride 1"))
+    assert "sat at chance for its first 300 batches" in pool and "That is a stall, not overfitting" in pool
     field = next(line for line in lines if line.startswith("Field size"))
     assert "Otherwise: 7 is the best here (5 within 1.0 points)." in field
     batch = next(line for line in lines if line.startswith("Batch 500"))
