@@ -118,6 +118,7 @@ class Viewer:
         self._caught: list[tuple[str, str, np.ndarray]] = []
         for name, layer in self.layers:
             layer.register_forward_hook(self._catcher(name))
+        self.predict(np.zeros((SIDE, SIDE), np.float32))  # the kernels' first run compiles them: not on a stroke
 
     def _catcher(self, name: str):
         def hook(module, inputs, output):
@@ -316,7 +317,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return err.exit_code
-    viewer.predict(np.zeros((SIDE, SIDE), np.float32))  # the kernels' first run compiles them: not on a stroke
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"Activation viewer: {url} (net: {checkpoint}); Ctrl-C stops it", flush=True)
     if args.open:
