@@ -2,7 +2,7 @@
 turned, and the whole sweep of them, charted against batches as Model Builder's live charts were.
 
     python experiments/model_builder.py                             # the base net on MNIST, 3000 batches of 20
-    python experiments/model_builder.py --dataset cifar-10 --field-size 3 --filters 30 \
+    python experiments/model_builder.py --dataset cifar-10 --field-size 3 --filters 30 \\
         --batch-size 256 --schedule cosine --lr 0.04 --augment crop-flip   # the report's 78 % net: 70.76 %
     python experiments/model_builder.py --dataset fashion-mnist --sweep   # every knob, a table and report.md
     python experiments/model_builder.py --resume                    # continue the run in --out where it stopped
