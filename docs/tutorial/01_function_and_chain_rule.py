@@ -109,26 +109,21 @@ except GradcheckError as err:
     print("caught:", str(err).splitlines()[0])
 
 # %% [markdown]
-# ## Two inputs: a product
+# ## Two inputs: minidl's own product
 #
 # For $y = a \cdot b$ (elementwise), $g_a = g_y\,b$ and $g_b = g_y\,a$: the backward returns one gradient per
-# input, in order. When an input does not need one, `ctx.needs_input_grad` says so and the backward may skip it.
+# input, in order, and `ctx.needs_input_grad` lets it skip an input that needs none. That is minidl's `Mul`
+# (minidl/ops/elementwise.py), read here rather than written again. Its one addition is `sum_to`: when `a` was
+# broadcast (a bias of shape (3,) added to every row of a (2, 3) matrix, say), each of its elements was used
+# once per row, so its gradient is the sum over those rows.
 
 # %%
-class Mul(Function):
-    """y = a * b.   ga = gy * b,   gb = gy * a."""
+import inspect  # noqa: E402
 
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a * b
+from minidl.ops.elementwise import Mul  # noqa: E402
 
-    def backward(ctx, gy):
-        a, b = ctx.saved
-        return (gy * b if ctx.needs_input_grad[0] else None,
-                gy * a if ctx.needs_input_grad[1] else None)
-
-
+print(inspect.getsource(Mul))
 p = mdl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
-q = mdl.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+q = mdl.tensor(rng.standard_normal(3), requires_grad=True)  # broadcast over p's rows
 assert mdl.gradcheck(Mul.apply, [p, q])
-print("gradcheck(Mul): True. Next: chapter 2, the graph these Functions make.")
+print("gradcheck(Mul), with broadcasting: True. Next: chapter 2, the graph these Functions make.")
