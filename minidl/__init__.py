@@ -22,6 +22,7 @@ from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, zeros, zeros_like)
 from .gradcheck import gradcheck
+from .kernels import kernels_in_use, use_kernels
 from .ops.elementwise import where
 from .ops.reduce import einsum
 from .ops.shape import cat, concatenate, stack
@@ -195,10 +196,11 @@ __all__ = sorted(name for name in ["Function", "Generator", "Size", "Tensor", "a
                                    "empty_like", "enable_grad", "eye", "finfo", "float16", "float32", "float64",
                                    "from_numpy", "full", "full_like", "get_default_dtype", "get_rng_state",
                                    "gradcheck", "half", "iinfo", "inference_mode", "int8", "int16", "int32", "int64",
-                                   "is_grad_enabled", "is_tensor", "linspace", "load", "long", "manual_seed",
+                                   "is_grad_enabled", "is_tensor", "kernels_in_use", "linspace", "load", "long", "manual_seed",
                                    "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn",
                                    "randn_like", "randperm", "save", "set_default_dtype", "set_grad_enabled",
-                                   "set_rng_state", "short", "stack", "summary", "tensor", "uint8", "where", "zeros",
+                                   "set_rng_state", "short", "stack", "summary", "tensor", "uint8", "use_kernels", "where",
+                                   "zeros",
                                    "zeros_like", *_METHOD_FUNCTIONS]
                  if not hasattr(_builtins, name))
 

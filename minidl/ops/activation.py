@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, threads
-from ..kernels import kernels_for
+from ..kernels import kernels_for, serial
 from .checks import KERNEL_DTYPES, check_float, check_kernel_float
 
 
@@ -42,7 +42,7 @@ def _run(xp, kernel, out, *arrays, **scalars):
     """``kernel(*arrays, **scalars, out=out)``: on the CPU in parts across the worker threads, else as one
     call. ``scalars`` (a slope) go by name to every part, whole; only the arrays are cut."""
     if xp is np:
-        threads.elementwise(functools.partial(kernel.serial, **scalars), out, *arrays)
+        threads.elementwise(functools.partial(serial(kernel), **scalars), out, *arrays)
     else:
         kernel(*arrays, out=out, **scalars)
 

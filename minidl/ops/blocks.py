@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..backend import threads
 
 # Size of one block: its buffers (im2col's columns or Winograd's tiles) plus the GEMM's output block. On
@@ -79,5 +80,5 @@ def tools(xp, kernel, in_worker: bool):
     """The kernel and the matmul for one block: serial ones inside a worker thread (see :func:`on_workers`);
     else the kernel as given and, on the CPU, NumPy's matmul split across the cores (``backend.threads``)."""
     if in_worker:
-        return kernel.serial, np.matmul
+        return kernels.serial(kernel), np.matmul
     return kernel, (threads.matmul if xp is np else xp.matmul)

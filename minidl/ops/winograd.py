@@ -29,9 +29,11 @@ the last place more (tests/test_conv.py compares the float32 results with PyTorc
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from ..kernels import cpu, reference
+from ..kernels import cpu, kernels_in_use, reference
 from . import blocks
 
 # Winograd runs a convolution when both its channel counts are at least this. Measured on the 2-core
@@ -42,11 +44,16 @@ from . import blocks
 MIN_CHANNELS = 64
 
 
+# The switch: ``minidl.ops.winograd.enabled = False`` (or ``MINIDL_WINOGRAD=0`` in the environment) sends
+# every convolution through im2col + GEMM. The reference kernels (``minidl.use_kernels("reference")``) do too.
+enabled = os.environ.get("MINIDL_WINOGRAD", "1") != "0"
+
+
 def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int) -> bool:
-    """Whether Winograd's F(2x2, 3x3) computes this convolution, and pays: 3x3, stride 1, no dilation,
-    one group, at least MIN_CHANNELS input and output channels."""
-    return ((KH, KW) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
-            and min(C, O) >= MIN_CHANNELS)
+    """Whether Winograd's F(2x2, 3x3) computes this convolution, and pays: switched on, the fast kernels in
+    use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS input and output channels."""
+    return (enabled and kernels_in_use() == "fast" and (KH, KW) == (3, 3) and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS)
 
 
 def _kron_g() -> np.ndarray:
