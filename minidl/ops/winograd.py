@@ -10,9 +10,9 @@ where only the 16 elementwise products multiply data by weights (im2col's GEMM d
 transforms are sums and differences. Over all tiles t and channels, each of the 16 positions xi is a matrix
 product, so a convolution becomes
 
-    V[xi]  = Bt d B      (C, T)     the input tiles, transformed       (kernel ``winograd_input``)
-    U[xi]  = G g Gt      (O, C)     the filters, transformed           (one small GEMM, :func:`transform_weight`)
-    M[xi]  = U[xi] @ V[xi]          16 GEMMs of (O, C) @ (C, T)
+    V[xi]  = Bt d B      (T, C)     the input tiles, transformed       (kernel ``winograd_input``)
+    U[xi]  = G g Gt      (C, O)     the filters, transformed           (one small GEMM, :func:`transform_weight`)
+    M[xi]  = V[xi] @ U[xi]          16 GEMMs of (T, C) @ (C, O)
     y_tile = At M_tile A + b                                           (kernel ``winograd_output``)
 
 The backward is the adjoint of these linear steps, so it gives the exact gradients of the same function:
@@ -20,6 +20,10 @@ with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
 ``gW = Gt [ sum_t Gy_t * V_t ] G``, again 16 GEMMs (O, T) @ (T, C); and the input gradient, the transposed
 convolution, is itself a 3x3 convolution of gy with the filters turned by 180 degrees and transposed, so
 it runs through the forward path (:func:`products`).
+
+The transforms work channels-last: each block's input rows (and output gradient) are copied into a
+(samples, rows, columns, channels) slab first, so that a tile's values for all channels are contiguous and
+the kernels run on vectors of channels; the output comes back the same way and is copied into NCHW.
 
 Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the 16 GEMMs to be worth
 their transforms: :data:`MIN_CHANNELS` gives the measurements. The transforms are Numba kernels with plain
@@ -70,15 +74,17 @@ _TURN = [4 * a + b for a in (3, 1, 2, 0) for b in (3, 1, 2, 0)]
 
 
 def transform_weight(W, turned: bool = False):
-    """U (16, O, C) = G W[o, c] Gt for every filter of W (O, C, 3, 3), as one (16, 9) @ (9, O*C) GEMM.
+    """U (16, C, O) = G W[o, c] Gt for every filter of W (O, C, 3, 3), as one (16, 9) @ (9, O*C) GEMM: the
+    filters as the tiles' GEMMs (16, T, C) @ (16, C, O) use them (a transposed view; NumPy's matmul passes
+    it to BLAS as it is).
 
-    With ``turned``, the filters of the transposed convolution instead: U (16, C, O) of W[o, c] turned by
-    180 degrees (a transposed view; NumPy's matmul passes it to BLAS as it is).
+    With ``turned``, the filters of the transposed convolution instead, from its input channels O to its
+    output channels C: U (16, O, C) of W[o, c] turned by 180 degrees.
     """
     O, C = W.shape[:2]
     K = _K[_TURN] if turned else _K
     U = (K.astype(W.dtype) @ W.reshape(O * C, 9).T).reshape(16, O, C)
-    return U.swapaxes(1, 2) if turned else U
+    return U if turned else U.swapaxes(1, 2)
 
 
 def weight_grad(gU, O, C):
@@ -86,14 +92,22 @@ def weight_grad(gU, O, C):
     return (gU.reshape(16, O * C).T @ _K.astype(gU.dtype)).reshape(O, C, 3, 3)
 
 
-def _rows(buf, channels: int, T: int, dtype):
-    """A (16, L) buffer for 16 rows of channels*T entries (``blocks.buffer``: reused from ``buf`` when large
-    enough), and the (16, channels, T) view of those entries that the GEMMs use. L is a little longer than
-    channels*T: with rows a multiple of 4 KiB long, the 16 values a tile writes or reads would share one
-    cache set and evict each other."""
+def _rows(buf, T: int, channels: int, dtype):
+    """A (16, L) buffer for 16 rows of T*channels entries (``blocks.buffer``: reused from ``buf`` when large
+    enough), and the (16, T, channels) view of those entries that the GEMMs use. L is a little longer than
+    T*channels: with rows a multiple of 4 KiB long, the 16 vectors a tile writes or reads would share
+    cache sets and evict each other."""
     L = -(-channels * T // 16) * 16 + 16
     buf, rows = blocks.buffer(np, buf, (16, L), dtype)
-    return buf, rows, rows[:, :channels * T].reshape(16, channels, T)
+    return buf, rows, rows[:, :channels * T].reshape(16, T, channels)
+
+
+def _channels_last(buf, a):
+    """a (N, C, H, W) copied into ``buf`` (reused when large enough) as (N, H, W, C)."""
+    N, C, H, W = a.shape
+    buf, slab = blocks.buffer(np, buf, (N, H, W, C), a.dtype)
+    np.copyto(slab, a.transpose(0, 2, 3, 1))
+    return buf, slab
 
 
 def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_size=None, y=False, gx=False,
@@ -110,8 +124,6 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
     O, C = W.shape[:2]
     PH, PW = padding
     out_y = out_gx = out_gW = None
-    if gy is not None:
-        gy = np.ascontiguousarray(gy)
     if y:
         out_y = convolve(x, transform_weight(W), b, padding, (OH, OW))
     if gx:
@@ -121,15 +133,24 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
     return out_y, out_gx, out_gW
 
 
+def _input_slab(buf, x, n0, n1, t0, t1, PH):
+    """The input rows under tile rows t0 .. t1-1 of samples n0 .. n1-1, channels-last, and the top padding
+    of that slab (input row 2 t0 - PH is the slab's row -PH_slab)."""
+    H = x.shape[2]
+    h0, h1 = min(max(0, 2 * t0 - PH), H), max(0, min(H, 2 * t1 - PH + 2))
+    buf, slab = _channels_last(buf, x[n0:n1, :, h0:max(h0, h1)])
+    return buf, slab, PH + h0 - 2 * t0
+
+
 def convolve(x, U, b, padding, out_size):
-    """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (16, O, C).
+    """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (16, C, O).
 
     ``padding`` (PH, PW) top/left; ``out_size`` (OH, OW) (the bottom/right padding it implies is read as
     zeros by the input transform). The tiles are cut into blocks of whole samples or of bands of tile rows,
     shared among the CPU's worker threads as the im2col blocks are (ops/blocks.py).
     """
     N, C = x.shape[:2]
-    O = U.shape[1]
+    O = U.shape[2]
     (PH, PW), (OH, OW) = padding, out_size
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
     y = np.empty((N, O, OH, OW), dtype=x.dtype)
@@ -138,21 +159,25 @@ def convolve(x, U, b, padding, out_size):
     def work(share, in_worker):
         to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
         from_tiles = blocks.tools(np, cpu.winograd_output, in_worker)[0]
-        V_buf = M_buf = None
+        x_buf = V_buf = M_buf = y_buf = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(V_buf, C, T, x.dtype)
-            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            M_buf, M, M_mats = _rows(M_buf, O, T, x.dtype)
-            matmul(U, V_mats, out=M_mats)
-            from_tiles(M, bias, t0, t1 - t0, TW, y[n0:n1])
+            x_buf, slab, PH_slab = _input_slab(x_buf, x, n0, n1, t0, t1, PH)
+            V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
+            to_tiles(slab, PH_slab, PW, t1 - t0, TW, V)
+            M_buf, M, M_mats = _rows(M_buf, T, O, x.dtype)
+            matmul(V_mats, U, out=M_mats)
+            oh0, oh1 = 2 * t0, min(OH, 2 * t1)
+            y_buf, y_slab = blocks.buffer(np, y_buf, (n1 - n0, oh1 - oh0, OW, O), x.dtype)
+            from_tiles(M, bias, t1 - t0, TW, y_slab)
+            np.copyto(y[n0:n1, :, oh0:oh1], y_slab.transpose(0, 3, 1, 2))
 
     blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
     return y
 
 
 def filter_grad(x, gy, padding):
-    """gU (16, O, C) = sum over tiles of Gy[xi] @ V[xi]^T: the gradient of the transformed filters U.
+    """gU (16, O, C) = sum over tiles of Gy[xi]^T @ V[xi]: the gradient of the transformed filters U.
 
     x (N, C, H, W) the input, gy (N, O, OH, OW) the output gradient, ``padding`` (PH, PW) as in
     :func:`convolve`. :func:`weight_grad` turns gU into gW. The input tiles V are transformed again here
@@ -166,14 +191,16 @@ def filter_grad(x, gy, padding):
     def work(share, in_worker):
         to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
         grad_tiles = blocks.tools(np, cpu.winograd_grad_output, in_worker)[0]
-        V_buf = Gy_buf = total = None
+        x_buf = gy_buf = V_buf = Gy_buf = total = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(V_buf, C, T, x.dtype)
-            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            Gy_buf, Gy, Gy_mats = _rows(Gy_buf, O, T, x.dtype)
-            grad_tiles(gy[n0:n1], t0, t1 - t0, TW, Gy)
-            part = matmul(Gy_mats, V_mats.swapaxes(1, 2))
+            x_buf, slab, PH_slab = _input_slab(x_buf, x, n0, n1, t0, t1, PH)
+            V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
+            to_tiles(slab, PH_slab, PW, t1 - t0, TW, V)
+            gy_buf, gy_slab = _channels_last(gy_buf, gy[n0:n1, :, 2 * t0:min(OH, 2 * t1)])
+            Gy_buf, Gy, Gy_mats = _rows(Gy_buf, T, O, x.dtype)
+            grad_tiles(gy_slab, t1 - t0, TW, Gy)
+            part = matmul(Gy_mats.swapaxes(1, 2), V_mats)
             total = part if total is None else np.add(total, part, out=total)
         return total
 
