@@ -446,7 +446,6 @@ def winograd_input(x, PH, PW, TR, TW, V):
     # the channels far apart, ran its tiles as scalars: 2.8-15x slower on VGG-16's layers). A row or column
     # of a tile that lies in the padding reads a vector of zeros.
     N, H, W, C = x.shape
-    L = V.shape[1]
     zero = np.zeros(C, x.dtype)
     for nr in prange(N * TR):
         n = nr // TR
