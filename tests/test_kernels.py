@@ -184,7 +184,7 @@ def test_kernels_run_without_jit():
         "    y = np.empty((2, 3, 3, 2)); i = np.empty(y.shape, np.int64)\n"
         "    k.max_pool2d_forward(x, 3, 2, 2, 2, 1, 0, 1, 1, y, i)\n"
         "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
-        "    V = np.empty((16, 2 * 3 * 2 * 3)); k.winograd_input(x.transpose(0, 2, 3, 1), 1, 1, 3, 2, V)\n"
+        "    V = np.empty((16, 2 * 3 * 2 * 3)); k.winograd_input(x, 1, 1, 0, 3, 2, V)\n"
         "    r = np.empty_like(x); k.leaky_relu_backward(x - 3, x - 2, 0.1, r)\n"
         "    print(g.sum(), i.sum(), a.sum(), V.sum(), r.sum())\n"
     )
@@ -257,43 +257,44 @@ def test_leaky_relu(rng, dtype, negative_slope):
 
 
 def winograd_geometry(rng):
-    """A random tile grid of a 3x3 stride-1 convolution on a channels-last slab: its size, the padding
-    (-1 to 3: a slab may start inside the image, and a transposed convolution's input gradient pads
-    beyond the kernel), the output size and the tile grid."""
+    """A random tile grid of a 3x3 stride-1 convolution: input, padding (up to 3, beyond the kernel, as a
+    transposed convolution's input gradient has), output size, a band of tile rows."""
     while True:
         N, C = (int(v) for v in rng.integers(1, 3, size=2))
-        H, W = (int(v) for v in rng.integers(0, 9, size=2))
+        H, W = (int(v) for v in rng.integers(1, 9, size=2))
         PH, PW = (int(v) for v in rng.integers(-1, 4, size=2))
-        OH, OW = (int(v) for v in rng.integers(1, 9, size=2))
-        if W + 2 * PW - 2 >= 1:
-            OW = min(OW, W + 2 * PW - 2)
-            return N, C, H, W, PH, PW, OH, OW, (OH + 1) // 2, (OW + 1) // 2
+        OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+        if OH >= 1 and OW >= 1:
+            TH, TW = (OH + 1) // 2, (OW + 1) // 2
+            ti0 = int(rng.integers(0, TH))
+            TR = int(rng.integers(1, TH - ti0 + 1))
+            return N, C, H, W, PH, PW, OH, OW, ti0, TR, TW
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_winograd_transforms(rng, case, dtype):
-    N, C, H, W, PH, PW, OH, OW, TR, TW = winograd_geometry(rng)
+    N, C, H, W, PH, PW, OH, OW, ti0, TR, TW = winograd_geometry(rng)
     O = int(rng.integers(1, 4))
-    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
     L = N * TR * TW * C + int(rng.integers(0, 5))  # the rows may be longer than their entries
     V, V_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
-    cpu.winograd_input(x, PH, PW, TR, TW, V)
-    reference.winograd_input(x, PH, PW, TR, TW, V_ref)
+    cpu.winograd_input(x, PH, PW, ti0, TR, TW, V)
+    reference.winograd_input(x, PH, PW, ti0, TR, TW, V_ref)
     assert_sums_close(V, V_ref)
 
     L = N * TR * TW * O + int(rng.integers(0, 5))
     M = rng.standard_normal((16, L)).astype(dtype)
     b = rng.standard_normal(O).astype(dtype)
-    y, y_ref = (np.full((N, OH, OW, O), np.nan, dtype) for _ in range(2))
-    cpu.winograd_output(M, b, TR, TW, y)
-    reference.winograd_output(M, b, TR, TW, y_ref)
-    assert_sums_close(y, y_ref)
+    y, y_ref = (np.full((N, O, OH, OW), np.nan, dtype) for _ in range(2))
+    cpu.winograd_output(M, b, ti0, TR, TW, y)
+    reference.winograd_output(M, b, ti0, TR, TW, y_ref)
+    assert_sums_close(y, y_ref)  # the NaNs outside the band must stay where they are
 
-    gy = rng.standard_normal((N, OH, OW, O)).astype(dtype)
+    gy = rng.standard_normal((N, O, OH, OW)).astype(dtype)
     Gy, Gy_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
-    cpu.winograd_grad_output(gy, TR, TW, Gy)
-    reference.winograd_grad_output(gy, TR, TW, Gy_ref)
+    cpu.winograd_grad_output(gy, ti0, TR, TW, Gy)
+    reference.winograd_grad_output(gy, ti0, TR, TW, Gy_ref)
     assert_sums_close(Gy, Gy_ref)
 
 

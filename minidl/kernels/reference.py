@@ -271,27 +271,26 @@ WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 
 
-def winograd_input(x, PH, PW, TR, TW, V):
+def winograd_input(x, PH, PW, ti0, TR, TW, V):
     """Transform every 4x4 input tile d of ``x`` into Bt d B: the input side of Winograd's F(2x2, 3x3).
 
-    x (N, H, W, C) is channels-last (ops/winograd.py hands over a slab of rows, transposed). Tile (r, tj),
-    for tile rows r = 0 .. TR-1 and columns tj = 0 .. TW-1, lies under output rows 2r, 2r+1 and columns
-    2tj, 2tj+1 of the convolution, and reads
-        d[i, j] = x[n, 2r - PH + i, 2tj - PW + j, c]    for i, j in 0..3, 0 outside x.
-    V (16, L) gets, in row 4a + b, at slot t*C + c with t = (n*TR + r)*TW + tj the tile's number,
+    Tile (ti, tj), for tile rows ti = ti0 .. ti0+TR-1 and columns tj = 0 .. TW-1, lies under output rows
+    2ti, 2ti+1 and columns 2tj, 2tj+1, and reads
+        d[i, j] = x[n, c, 2ti - PH + i, 2tj - PW + j]    for i, j in 0..3, 0 in the padding.
+    V (16, L) gets, in row 4a + b, at slot t*C + c with t = (n*TR + ti - ti0)*TW + tj the tile's number,
         V[4a + b, t*C + c] = sum_ij Bt[a][i] d[i, j] Bt[b][j].
     So V[:, :T*C].reshape(16, T, C) (T = N*TR*TW tiles) is 16 matrices, tiles by channels: one GEMM each
     with the transformed filters. Slots past T*C (L may be longer) are left alone.
     """
-    N, H, W, C = x.shape
+    N, C, H, W = x.shape
     BT = WINOGRAD_BT
     for n in range(N):
         for r in range(TR):
             for tj in range(TW):
                 t = (n * TR + r) * TW + tj
                 for c in range(C):
-                    h, w = 2 * r - PH, 2 * tj - PW
-                    d = [[x[n, h + i, w + j, c] if 0 <= h + i < H and 0 <= w + j < W else 0 for j in range(4)]
+                    h, w = 2 * (ti0 + r) - PH, 2 * tj - PW
+                    d = [[x[n, c, h + i, w + j] if 0 <= h + i < H and 0 <= w + j < W else 0 for j in range(4)]
                          for i in range(4)]
                     for a in range(4):
                         for b in range(4):
@@ -299,16 +298,16 @@ def winograd_input(x, PH, PW, TR, TW, V):
                                                           for i in range(4) for j in range(4))
 
 
-def winograd_output(M, b, TR, TW, y):
+def winograd_output(M, b, ti0, TR, TW, y):
     """Transform every 4x4 product tile m of ``M`` back into a 2x2 output tile At m A, plus the bias.
 
     M (16, L) laid out as V in :func:`winograd_input`, with the output channel o in place of c; b (O,);
-    y (N, OH, OW, O) channels-last:
-        y[n, 2r + i, 2tj + j, o] = sum_pq At[i][p] M[4p + q, t*O + o] At[j][q] + b[o]
-    for i, j in 0..1 and t = (n*TR + r)*TW + tj; the half of a tile past the last row or column of y (odd
-    OH or OW) is dropped.
+    y (N, O, OH, OW):
+        y[n, o, 2ti + i, 2tj + j] = sum_pq At[i][p] M[4p + q, t*O + o] At[j][q] + b[o]
+    for i, j in 0..1 and t = (n*TR + ti - ti0)*TW + tj; the half of a tile past the last row or column of
+    y (odd OH or OW) is dropped.
     """
-    N, OH, OW, O = y.shape
+    N, O, OH, OW = y.shape
     AT = WINOGRAD_AT
     for n in range(N):
         for r in range(TR):
@@ -317,29 +316,29 @@ def winograd_output(M, b, TR, TW, y):
                 for o in range(O):
                     for i in range(2):
                         for j in range(2):
-                            oh, ow = 2 * r + i, 2 * tj + j
+                            oh, ow = 2 * (ti0 + r) + i, 2 * tj + j
                             if oh < OH and ow < OW:
-                                y[n, oh, ow, o] = sum(AT[i][p] * M[4 * p + q, t * O + o] * AT[j][q]
+                                y[n, o, oh, ow] = sum(AT[i][p] * M[4 * p + q, t * O + o] * AT[j][q]
                                                       for p in range(4) for q in range(4)) + b[o]
 
 
-def winograd_grad_output(gy, TR, TW, Gy):
+def winograd_grad_output(gy, ti0, TR, TW, Gy):
     """Transform every 2x2 tile g of the output gradient into A g At: the adjoint of :func:`winograd_output`.
 
-    gy (N, OH, OW, O) channels-last; Gy (16, L) laid out as M in :func:`winograd_output`:
-        Gy[4a + b, t*O + o] = sum_ij At[i][a] g[i, j] At[j][b],   g[i, j] = gy[n, 2r + i, 2tj + j, o]
+    gy (N, O, OH, OW); Gy (16, L) laid out as M in :func:`winograd_output`:
+        Gy[4a + b, t*O + o] = sum_ij At[i][a] g[i, j] At[j][b],   g[i, j] = gy[n, o, 2ti + i, 2tj + j]
     (0 past the last row or column). This is the gradient of the products M that :func:`winograd_output`
     reads, so the sum over tiles of Gy * V is the gradient of the transformed filters (ops/winograd.py).
     """
-    N, OH, OW, O = gy.shape
+    N, O, OH, OW = gy.shape
     AT = WINOGRAD_AT
     for n in range(N):
         for r in range(TR):
             for tj in range(TW):
                 t = (n * TR + r) * TW + tj
                 for o in range(O):
-                    oh, ow = 2 * r, 2 * tj
-                    g = [[gy[n, oh + i, ow + j, o] if oh + i < OH and ow + j < OW else 0 for j in range(2)]
+                    oh, ow = 2 * (ti0 + r), 2 * tj
+                    g = [[gy[n, o, oh + i, ow + j] if oh + i < OH and ow + j < OW else 0 for j in range(2)]
                          for i in range(2)]
                     for a in range(4):
                         for b in range(4):

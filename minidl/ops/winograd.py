@@ -21,9 +21,8 @@ with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
 convolution, is itself a 3x3 convolution of gy with the filters turned by 180 degrees and transposed, so
 it runs through the forward path (:func:`products`).
 
-The transforms work channels-last: each block's input rows (and output gradient) are copied into a
-(samples, rows, columns, channels) slab first, so that a tile's values for all channels are contiguous and
-the kernels run on vectors of channels; the output comes back the same way and is copied into NCHW.
+The transform kernels run on vectors of channels: each row of tiles copies the rows of x (or gy) under
+it into a small channels-last scratch slab first, and the output tiles go back into NCHW the same way.
 
 Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the 16 GEMMs to be worth
 their transforms: :data:`MIN_CHANNELS` gives the measurements. The transforms are Numba kernels with plain
@@ -102,14 +101,6 @@ def _rows(buf, T: int, channels: int, dtype):
     return buf, rows, rows[:, :channels * T].reshape(16, T, channels)
 
 
-def _channels_last(buf, a):
-    """a (N, C, H, W) copied into ``buf`` (reused when large enough) as (N, H, W, C)."""
-    N, C, H, W = a.shape
-    buf, slab = blocks.buffer(np, buf, (N, H, W, C), a.dtype)
-    np.copyto(slab, a.transpose(0, 2, 3, 1))
-    return buf, slab
-
-
 def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_size=None, y=False, gx=False,
              gW=False):
     """conv_blocks' y, gx and gW (ops/conv.py) for a convolution that :func:`suits`, on the CPU.
@@ -124,6 +115,8 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
     O, C = W.shape[:2]
     PH, PW = padding
     out_y = out_gx = out_gW = None
+    if gy is not None:
+        gy = np.ascontiguousarray(gy)
     if y:
         out_y = convolve(x, transform_weight(W), b, padding, (OH, OW))
     if gx:
@@ -131,15 +124,6 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
     if gW:
         out_gW = weight_grad(filter_grad(x, gy, padding), O, C)
     return out_y, out_gx, out_gW
-
-
-def _input_slab(buf, x, n0, n1, t0, t1, PH):
-    """The input rows under tile rows t0 .. t1-1 of samples n0 .. n1-1, channels-last, and the top padding
-    of that slab (input row 2 t0 - PH is the slab's row -PH_slab)."""
-    H = x.shape[2]
-    h0, h1 = min(max(0, 2 * t0 - PH), H), max(0, min(H, 2 * t1 - PH + 2))
-    buf, slab = _channels_last(buf, x[n0:n1, :, h0:max(h0, h1)])
-    return buf, slab, PH + h0 - 2 * t0
 
 
 def convolve(x, U, b, padding, out_size):
@@ -159,18 +143,14 @@ def convolve(x, U, b, padding, out_size):
     def work(share, in_worker):
         to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
         from_tiles = blocks.tools(np, cpu.winograd_output, in_worker)[0]
-        x_buf = V_buf = M_buf = y_buf = None
+        V_buf = M_buf = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            x_buf, slab, PH_slab = _input_slab(x_buf, x, n0, n1, t0, t1, PH)
             V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
-            to_tiles(slab, PH_slab, PW, t1 - t0, TW, V)
+            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
             M_buf, M, M_mats = _rows(M_buf, T, O, x.dtype)
             matmul(V_mats, U, out=M_mats)
-            oh0, oh1 = 2 * t0, min(OH, 2 * t1)
-            y_buf, y_slab = blocks.buffer(np, y_buf, (n1 - n0, oh1 - oh0, OW, O), x.dtype)
-            from_tiles(M, bias, t1 - t0, TW, y_slab)
-            np.copyto(y[n0:n1, :, oh0:oh1], y_slab.transpose(0, 3, 1, 2))
+            from_tiles(M, bias, t0, t1 - t0, TW, y[n0:n1])
 
     blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
     return y
@@ -191,15 +171,13 @@ def filter_grad(x, gy, padding):
     def work(share, in_worker):
         to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
         grad_tiles = blocks.tools(np, cpu.winograd_grad_output, in_worker)[0]
-        x_buf = gy_buf = V_buf = Gy_buf = total = None
+        V_buf = Gy_buf = total = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            x_buf, slab, PH_slab = _input_slab(x_buf, x, n0, n1, t0, t1, PH)
             V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
-            to_tiles(slab, PH_slab, PW, t1 - t0, TW, V)
-            gy_buf, gy_slab = _channels_last(gy_buf, gy[n0:n1, :, 2 * t0:min(OH, 2 * t1)])
+            to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
             Gy_buf, Gy, Gy_mats = _rows(Gy_buf, T, O, x.dtype)
-            grad_tiles(gy_slab, t1 - t0, TW, Gy)
+            grad_tiles(gy[n0:n1], t0, t1 - t0, TW, Gy)
             part = matmul(Gy_mats.swapaxes(1, 2), V_mats)
             total = part if total is None else np.add(total, part, out=total)
         return total
