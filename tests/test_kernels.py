@@ -256,53 +256,57 @@ def test_leaky_relu(rng, dtype, negative_slope):
         np.testing.assert_array_equal(gx, gx_ref)
 
 
-def winograd_geometry(rng):
-    """A random tile grid of a 3x3 stride-1 convolution: input, padding (up to 3, beyond the kernel, as a
-    transposed convolution's input gradient has), output size, a band of tile rows."""
+def winograd_geometry(rng, m):
+    """A random tile grid of a 3x3 stride-1 convolution with m x m output tiles: input, padding (up to 3,
+    beyond the kernel, as a transposed convolution's input gradient has), output size, a band of tile rows."""
     while True:
         N, C = (int(v) for v in rng.integers(1, 3, size=2))
-        H, W = (int(v) for v in rng.integers(1, 9, size=2))
+        H, W = (int(v) for v in rng.integers(1, 12, size=2))
         PH, PW = (int(v) for v in rng.integers(-1, 4, size=2))
         OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
         if OH >= 1 and OW >= 1:
-            TH, TW = (OH + 1) // 2, (OW + 1) // 2
+            TH, TW = -(-OH // m), -(-OW // m)
             ti0 = int(rng.integers(0, TH))
             TR = int(rng.integers(1, TH - ti0 + 1))
             return N, C, H, W, PH, PW, OH, OW, ti0, TR, TW
 
 
+@pytest.mark.parametrize("m, prefix", [(2, "winograd_"), (4, "winograd4_")], ids=["F(2x2,3x3)", "F(4x4,3x3)"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
-def test_winograd_transforms(rng, case, dtype):
-    N, C, H, W, PH, PW, OH, OW, ti0, TR, TW = winograd_geometry(rng)
+def test_winograd_transforms(rng, case, dtype, m, prefix):
+    N, C, H, W, PH, PW, OH, OW, ti0, TR, TW = winograd_geometry(rng, m)
+    fast, slow = ({k: getattr(module, prefix + k) for k in ("input", "output", "grad_output")}
+                  for module in (cpu, reference))
+    positions = (m + 2) ** 2
     O = int(rng.integers(1, 4))
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     L = N * TR * TW * C + int(rng.integers(0, 5))  # the rows may be longer than their entries
-    V, V_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
-    cpu.winograd_input(x, PH, PW, ti0, TR, TW, V)
-    reference.winograd_input(x, PH, PW, ti0, TR, TW, V_ref)
+    V, V_ref = (np.full((positions, L), np.nan, dtype) for _ in range(2))
+    fast["input"](x, PH, PW, ti0, TR, TW, V)
+    slow["input"](x, PH, PW, ti0, TR, TW, V_ref)
     assert_sums_close(V, V_ref)
 
     L = N * TR * TW * O + int(rng.integers(0, 5))
-    M = rng.standard_normal((16, L)).astype(dtype)
+    M = rng.standard_normal((positions, L)).astype(dtype)
     b = rng.standard_normal(O).astype(dtype)
     y, y_ref = (np.full((N, O, OH, OW), np.nan, dtype) for _ in range(2))
-    cpu.winograd_output(M, b, ti0, TR, TW, y)
-    reference.winograd_output(M, b, ti0, TR, TW, y_ref)
+    fast["output"](M, b, ti0, TR, TW, y)
+    slow["output"](M, b, ti0, TR, TW, y_ref)
     assert_sums_close(y, y_ref)  # the NaNs outside the band must stay where they are
 
     gy = rng.standard_normal((N, O, OH, OW)).astype(dtype)
-    Gy, Gy_ref = (np.full((16, L), np.nan, dtype) for _ in range(2))
-    cpu.winograd_grad_output(gy, ti0, TR, TW, Gy)
-    reference.winograd_grad_output(gy, ti0, TR, TW, Gy_ref)
+    Gy, Gy_ref = (np.full((positions, L), np.nan, dtype) for _ in range(2))
+    fast["grad_output"](gy, ti0, TR, TW, Gy)
+    slow["grad_output"](gy, ti0, TR, TW, Gy_ref)
     assert_sums_close(Gy, Gy_ref)
 
 
-def test_winograd_reference_is_a_convolution(rng):
+@pytest.mark.parametrize("m, prefix", [(2, "WINOGRAD_"), (4, "WINOGRAD4_")], ids=["F(2x2,3x3)", "F(4x4,3x3)"])
+def test_winograd_reference_is_a_convolution(rng, m, prefix):
     """The reference transforms themselves: At [(G g Gt) * (Bt d B)] A is the 3x3 cross-correlation of d."""
-    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
-    BT, G, AT = (np.array(m, dtype=np.float64) for m in (reference.WINOGRAD_BT, reference.WINOGRAD_G,
-                                                         reference.WINOGRAD_AT))
+    d, g = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+    BT, G, AT = (np.array(getattr(reference, prefix + name), dtype=np.float64) for name in ("BT", "G", "AT"))
     y = AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T
-    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
+    direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)

@@ -548,3 +548,129 @@ def winograd_grad_output(gy, ti0, TR, TW, Gy):
                     G1[o] = a0[o] + a1[o]
                     G2[o] = a0[o] - a1[o]
                     G3[o] = -a1[o]
+
+
+@_kernel(cost=8)
+def winograd4_input(x, PH, PW, ti0, TR, TW, V):
+    # winograd_input for F(4x4, 3x3): 6x6 tiles every 4 rows and columns, V (36, L). Bt d's rows are
+    # 4d0 - 5d2 + d4, d3 + d4 - 4(d1 + d2), d4 - d3 + 4(d1 - d2), d4 - d2 + 2(d3 - d1), d4 - d2 + 2(d1 - d3),
+    # 4d1 - 5d3 + d5; the same on the columns.
+    N, C, H, W = x.shape
+    SW = 4 * TW + 2
+    for nr in prange(N * TR):
+        n = nr // TR
+        r = nr % TR
+        s = np.zeros((6, SW, C), x.dtype)
+        for i in range(6):
+            h = 4 * (ti0 + r) - PH + i
+            if 0 <= h < H:
+                for k in range(max(0, PW), min(SW, W + PW)):
+                    sk = s[i, k]
+                    for c in range(C):
+                        sk[c] = x[n, c, h, k - PW]
+        e = np.empty((36, C), x.dtype)  # Bt d: row p of the tile at e[6p + j], for each column j
+        for tj in range(TW):
+            for j in range(6):
+                d0, d1, d2 = s[0, 4 * tj + j], s[1, 4 * tj + j], s[2, 4 * tj + j]
+                d3, d4, d5 = s[3, 4 * tj + j], s[4, 4 * tj + j], s[5, 4 * tj + j]
+                e0, e1, e2, e3, e4, e5 = e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j]
+                for c in range(C):
+                    e0[c] = 4 * d0[c] - 5 * d2[c] + d4[c]
+                    e1[c] = d3[c] + d4[c] - 4 * (d1[c] + d2[c])
+                    e2[c] = d4[c] - d3[c] + 4 * (d1[c] - d2[c])
+                    e3[c] = d4[c] - d2[c] + 2 * (d3[c] - d1[c])
+                    e4[c] = d4[c] - d2[c] + 2 * (d1[c] - d3[c])
+                    e5[c] = 4 * d1[c] - 5 * d3[c] + d5[c]
+            at = ((n * TR + r) * TW + tj) * C
+            for p in range(6):
+                d0, d1, d2 = e[6 * p], e[6 * p + 1], e[6 * p + 2]
+                d3, d4, d5 = e[6 * p + 3], e[6 * p + 4], e[6 * p + 5]
+                v0, v1, v2 = V[6 * p, at:at + C], V[6 * p + 1, at:at + C], V[6 * p + 2, at:at + C]
+                v3, v4, v5 = V[6 * p + 3, at:at + C], V[6 * p + 4, at:at + C], V[6 * p + 5, at:at + C]
+                for c in range(C):
+                    v0[c] = 4 * d0[c] - 5 * d2[c] + d4[c]
+                    v1[c] = d3[c] + d4[c] - 4 * (d1[c] + d2[c])
+                    v2[c] = d4[c] - d3[c] + 4 * (d1[c] - d2[c])
+                    v3[c] = d4[c] - d2[c] + 2 * (d3[c] - d1[c])
+                    v4[c] = d4[c] - d2[c] + 2 * (d1[c] - d3[c])
+                    v5[c] = 4 * d1[c] - 5 * d3[c] + d5[c]
+
+
+@_kernel(cost=8)
+def winograd4_output(M, b, ti0, TR, TW, y):
+    # winograd_output for F(4x4, 3x3): M (36, L) into 4x4 output tiles. At m's rows are m0 + m1 + m2 + m3 + m4,
+    # m1 - m2 + 2(m3 - m4), m1 + m2 + 4(m3 + m4), m1 - m2 + 8(m3 - m4) + m5; the same on the columns.
+    N, O, OH, OW = y.shape
+    for nr in prange(N * TR):
+        n = nr // TR
+        r = nr % TR
+        out = np.empty((4, 4 * TW, O), M.dtype)
+        s = np.empty((24, O), M.dtype)  # At m: row i of the tile at s[6i + q], for each column q
+        for tj in range(TW):
+            at = ((n * TR + r) * TW + tj) * O
+            for q in range(6):
+                m0, m1, m2 = M[q, at:at + O], M[6 + q, at:at + O], M[12 + q, at:at + O]
+                m3, m4, m5 = M[18 + q, at:at + O], M[24 + q, at:at + O], M[30 + q, at:at + O]
+                s0, s1, s2, s3 = s[q], s[6 + q], s[12 + q], s[18 + q]
+                for o in range(O):
+                    s0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o]
+                    s1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o])
+                    s2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o])
+                    s3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o]
+            for i in range(4):
+                m0, m1, m2 = s[6 * i], s[6 * i + 1], s[6 * i + 2]
+                m3, m4, m5 = s[6 * i + 3], s[6 * i + 4], s[6 * i + 5]
+                y0, y1, y2, y3 = out[i, 4 * tj], out[i, 4 * tj + 1], out[i, 4 * tj + 2], out[i, 4 * tj + 3]
+                for o in range(O):
+                    y0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o] + b[o]
+                    y1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o]) + b[o]
+                    y2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o]) + b[o]
+                    y3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o] + b[o]
+        oh = 4 * (ti0 + r)
+        for i in range(min(4, OH - oh)):
+            for o in range(O):
+                row = y[n, o, oh + i]
+                for w in range(OW):
+                    row[w] = out[i, w, o]
+
+
+@_kernel(cost=8)
+def winograd4_grad_output(gy, ti0, TR, TW, Gy):
+    # winograd_grad_output for F(4x4, 3x3): 4x4 tiles of gy into Gy (36, L). A g's rows are g0,
+    # g0 + g1 + g2 + g3, g0 - g1 + g2 - g3, g0 + 2g1 + 4g2 + 8g3, g0 - 2g1 + 4g2 - 8g3, g3; the same on the
+    # columns.
+    N, O, OH, OW = gy.shape
+    for nr in prange(N * TR):
+        n = nr // TR
+        r = nr % TR
+        oh = 4 * (ti0 + r)
+        g = np.zeros((4, 4 * TW, O), gy.dtype)
+        for i in range(min(4, OH - oh)):
+            for w in range(OW):
+                gw = g[i, w]
+                for o in range(O):
+                    gw[o] = gy[n, o, oh + i, w]
+        u = np.empty((24, O), gy.dtype)  # A g: row p of the tile at u[4p + j], for each column j
+        for tj in range(TW):
+            for j in range(4):
+                g0, g1, g2, g3 = g[0, 4 * tj + j], g[1, 4 * tj + j], g[2, 4 * tj + j], g[3, 4 * tj + j]
+                u0, u1, u2, u3, u4, u5 = u[j], u[4 + j], u[8 + j], u[12 + j], u[16 + j], u[20 + j]
+                for o in range(O):
+                    u0[o] = g0[o]
+                    u1[o] = g0[o] + g1[o] + g2[o] + g3[o]
+                    u2[o] = g0[o] - g1[o] + g2[o] - g3[o]
+                    u3[o] = g0[o] + 2 * g1[o] + 4 * g2[o] + 8 * g3[o]
+                    u4[o] = g0[o] - 2 * g1[o] + 4 * g2[o] - 8 * g3[o]
+                    u5[o] = g3[o]
+            at = ((n * TR + r) * TW + tj) * O
+            for p in range(6):
+                g0, g1, g2, g3 = u[4 * p], u[4 * p + 1], u[4 * p + 2], u[4 * p + 3]
+                G0, G1, G2 = Gy[6 * p, at:at + O], Gy[6 * p + 1, at:at + O], Gy[6 * p + 2, at:at + O]
+                G3, G4, G5 = Gy[6 * p + 3, at:at + O], Gy[6 * p + 4, at:at + O], Gy[6 * p + 5, at:at + O]
+                for o in range(O):
+                    G0[o] = g0[o]
+                    G1[o] = g0[o] + g1[o] + g2[o] + g3[o]
+                    G2[o] = g0[o] - g1[o] + g2[o] - g3[o]
+                    G3[o] = g0[o] + 2 * g1[o] + 4 * g2[o] + 8 * g3[o]
+                    G4[o] = g0[o] - 2 * g1[o] + 4 * g2[o] - 8 * g3[o]
+                    G5[o] = g3[o]

@@ -264,83 +264,110 @@ def leaky_relu_backward(gy, x, negative_slope, out):
         out.flat[i] = g if x.flat[i] > 0 else g * a
 
 
-# Winograd's F(2x2, 3x3) (Lavin & Gray, 2016): a 2x2 output tile of a 3x3 convolution, y = At [(G g Gt) * (Bt d B)] A,
-# from the 4x4 input tile d under it and the 3x3 filter g, with 16 multiplications instead of 36.
+# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray, 2016): an m x m output tile of a 3x3 convolution,
+# y = At [(G g Gt) * (Bt d B)] A, from the (m+2) x (m+2) input tile d under it and the 3x3 filter g, with
+# (m+2)^2 multiplications instead of 9 m^2. Two sizes: F(2x2, 3x3), 16 instead of 36, whose transforms only
+# add and subtract; and F(4x4, 3x3), 36 instead of 144, whose transforms also scale by 2, 4, 5 and 8, and
+# so round a little more.
 WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 
+WINOGRAD4_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0),
+                (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
+WINOGRAD4_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
+               (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
+WINOGRAD4_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
-def winograd_input(x, PH, PW, ti0, TR, TW, V):
-    """Transform every 4x4 input tile d of ``x`` into Bt d B: the input side of Winograd's F(2x2, 3x3).
 
-    Tile (ti, tj), for tile rows ti = ti0 .. ti0+TR-1 and columns tj = 0 .. TW-1, lies under output rows
-    2ti, 2ti+1 and columns 2tj, 2tj+1, and reads
-        d[i, j] = x[n, c, 2ti - PH + i, 2tj - PW + j]    for i, j in 0..3, 0 in the padding.
-    V (16, L) gets, in row 4a + b, at slot t*C + c with t = (n*TR + ti - ti0)*TW + tj the tile's number,
-        V[4a + b, t*C + c] = sum_ij Bt[a][i] d[i, j] Bt[b][j].
-    So V[:, :T*C].reshape(16, T, C) (T = N*TR*TW tiles) is 16 matrices, tiles by channels: one GEMM each
-    with the transformed filters. Slots past T*C (L may be longer) are left alone.
+def winograd_input(x, PH, PW, ti0, TR, TW, V, BT=WINOGRAD_BT):
+    """Transform every input tile d of ``x`` into Bt d B: the input side of Winograd's F(m x m, 3x3).
+
+    With a = m + 2 = len(BT) (F(2x2, 3x3) unless another BT is given), tile (ti, tj), for tile rows
+    ti = ti0 .. ti0+TR-1 and columns tj = 0 .. TW-1, lies under output rows m ti .. m ti + m-1 and columns
+    m tj .. m tj + m-1, and reads
+        d[i, j] = x[n, c, m ti - PH + i, m tj - PW + j]    for i, j in 0..a-1, 0 in the padding.
+    V (a*a, L) gets, in row a p + q, at slot t*C + c with t = (n*TR + ti - ti0)*TW + tj the tile's number,
+        V[a p + q, t*C + c] = sum_ij Bt[p][i] d[i, j] Bt[q][j].
+    So V[:, :T*C].reshape(a*a, T, C) (T = N*TR*TW tiles) is a*a matrices, tiles by channels: one GEMM
+    each with the transformed filters. Slots past T*C (L may be longer) are left alone.
     """
     N, C, H, W = x.shape
-    BT = WINOGRAD_BT
+    a = len(BT)
+    m = a - 2
     for n in range(N):
         for r in range(TR):
             for tj in range(TW):
                 t = (n * TR + r) * TW + tj
                 for c in range(C):
-                    h, w = 2 * (ti0 + r) - PH, 2 * tj - PW
-                    d = [[x[n, c, h + i, w + j] if 0 <= h + i < H and 0 <= w + j < W else 0 for j in range(4)]
-                         for i in range(4)]
-                    for a in range(4):
-                        for b in range(4):
-                            V[4 * a + b, t * C + c] = sum(BT[a][i] * d[i][j] * BT[b][j]
-                                                          for i in range(4) for j in range(4))
+                    h, w = m * (ti0 + r) - PH, m * tj - PW
+                    d = [[x[n, c, h + i, w + j] if 0 <= h + i < H and 0 <= w + j < W else 0 for j in range(a)]
+                         for i in range(a)]
+                    for p in range(a):
+                        for q in range(a):
+                            V[a * p + q, t * C + c] = sum(BT[p][i] * d[i][j] * BT[q][j]
+                                                          for i in range(a) for j in range(a))
 
 
-def winograd_output(M, b, ti0, TR, TW, y):
-    """Transform every 4x4 product tile m of ``M`` back into a 2x2 output tile At m A, plus the bias.
+def winograd_output(M, b, ti0, TR, TW, y, AT=WINOGRAD_AT):
+    """Transform every product tile of ``M`` back into an output tile At M_tile A, plus the bias.
 
-    M (16, L) laid out as V in :func:`winograd_input`, with the output channel o in place of c; b (O,);
+    With a = len(AT[0]) and tiles of m = len(AT) outputs a side (F(2x2, 3x3) unless another AT is given):
+    M (a*a, L) laid out as V in :func:`winograd_input`, with the output channel o in place of c; b (O,);
     y (N, O, OH, OW):
-        y[n, o, 2ti + i, 2tj + j] = sum_pq At[i][p] M[4p + q, t*O + o] At[j][q] + b[o]
-    for i, j in 0..1 and t = (n*TR + ti - ti0)*TW + tj; the half of a tile past the last row or column of
-    y (odd OH or OW) is dropped.
+        y[n, o, m ti + i, m tj + j] = sum_pq At[i][p] M[a p + q, t*O + o] At[j][q] + b[o]
+    for i, j in 0..m-1 and t = (n*TR + ti - ti0)*TW + tj; the part of a tile past the last row or column
+    of y (OH or OW not a multiple of m) is dropped.
     """
     N, O, OH, OW = y.shape
-    AT = WINOGRAD_AT
+    m, a = len(AT), len(AT[0])
     for n in range(N):
         for r in range(TR):
             for tj in range(TW):
                 t = (n * TR + r) * TW + tj
                 for o in range(O):
-                    for i in range(2):
-                        for j in range(2):
-                            oh, ow = 2 * (ti0 + r) + i, 2 * tj + j
+                    for i in range(m):
+                        for j in range(m):
+                            oh, ow = m * (ti0 + r) + i, m * tj + j
                             if oh < OH and ow < OW:
-                                y[n, o, oh, ow] = sum(AT[i][p] * M[4 * p + q, t * O + o] * AT[j][q]
-                                                      for p in range(4) for q in range(4)) + b[o]
+                                y[n, o, oh, ow] = sum(AT[i][p] * M[a * p + q, t * O + o] * AT[j][q]
+                                                      for p in range(a) for q in range(a)) + b[o]
 
 
-def winograd_grad_output(gy, ti0, TR, TW, Gy):
-    """Transform every 2x2 tile g of the output gradient into A g At: the adjoint of :func:`winograd_output`.
+def winograd_grad_output(gy, ti0, TR, TW, Gy, AT=WINOGRAD_AT):
+    """Transform every m x m tile g of the output gradient into A g At: the adjoint of :func:`winograd_output`.
 
-    gy (N, O, OH, OW); Gy (16, L) laid out as M in :func:`winograd_output`:
-        Gy[4a + b, t*O + o] = sum_ij At[i][a] g[i, j] At[j][b],   g[i, j] = gy[n, o, 2ti + i, 2tj + j]
+    gy (N, O, OH, OW); Gy (a*a, L) laid out as M in :func:`winograd_output`:
+        Gy[a p + q, t*O + o] = sum_ij At[i][p] g[i, j] At[j][q],   g[i, j] = gy[n, o, m ti + i, m tj + j]
     (0 past the last row or column). This is the gradient of the products M that :func:`winograd_output`
     reads, so the sum over tiles of Gy * V is the gradient of the transformed filters (ops/winograd.py).
     """
     N, O, OH, OW = gy.shape
-    AT = WINOGRAD_AT
+    m, a = len(AT), len(AT[0])
     for n in range(N):
         for r in range(TR):
             for tj in range(TW):
                 t = (n * TR + r) * TW + tj
                 for o in range(O):
-                    oh, ow = 2 * (ti0 + r), 2 * tj
-                    g = [[gy[n, o, oh + i, ow + j] if oh + i < OH and ow + j < OW else 0 for j in range(2)]
-                         for i in range(2)]
-                    for a in range(4):
-                        for b in range(4):
-                            Gy[4 * a + b, t * O + o] = sum(AT[i][a] * g[i][j] * AT[j][b]
-                                                           for i in range(2) for j in range(2))
+                    oh, ow = m * (ti0 + r), m * tj
+                    g = [[gy[n, o, oh + i, ow + j] if oh + i < OH and ow + j < OW else 0 for j in range(m)]
+                         for i in range(m)]
+                    for p in range(a):
+                        for q in range(a):
+                            Gy[a * p + q, t * O + o] = sum(AT[i][p] * g[i][j] * AT[j][q]
+                                                           for i in range(m) for j in range(m))
+
+
+def winograd4_input(x, PH, PW, ti0, TR, TW, V):
+    """:func:`winograd_input` for F(4x4, 3x3): 6x6 input tiles under 4x4 output tiles; V (36, L)."""
+    winograd_input(x, PH, PW, ti0, TR, TW, V, WINOGRAD4_BT)
+
+
+def winograd4_output(M, b, ti0, TR, TW, y):
+    """:func:`winograd_output` for F(4x4, 3x3): M (36, L) back into 4x4 output tiles."""
+    winograd_output(M, b, ti0, TR, TW, y, WINOGRAD4_AT)
+
+
+def winograd4_grad_output(gy, ti0, TR, TW, Gy):
+    """:func:`winograd_grad_output` for F(4x4, 3x3): 4x4 tiles of gy into Gy (36, L)."""
+    winograd_grad_output(gy, ti0, TR, TW, Gy, WINOGRAD4_AT)

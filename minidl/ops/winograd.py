@@ -1,4 +1,5 @@
-"""3x3 convolutions with Winograd's minimal filtering F(2x2, 3x3): 2.25x fewer multiplications than im2col.
+"""3x3 convolutions with Winograd's minimal filtering F(m x m, 3x3): 2.25x (m = 2) or 4x (m = 4) fewer
+multiplications than im2col.
 
 A 2x2 tile of a 3x3 convolution's output depends on the 4x4 tile d of the input under it. Lavin and Gray
 (2016, "Fast Algorithms for Convolutional Neural Networks") write it with three small constant matrices
@@ -21,6 +22,13 @@ with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
 convolution, is itself a 3x3 convolution of gy with the filters turned by 180 degrees and transposed, so
 it runs through the forward path (:func:`products`).
 
+The same holds for 4x4 output tiles from 6x6 input tiles, F(4x4, 3x3), with 36 positions (matrices of
+``kernels/reference.py``'s WINOGRAD4_*): 36 GEMMs whose columns are 2.25 per output, not 4. Its
+transforms also scale by 2, 4, 5 and 8, so float32 results are about 10x further from a direct sum
+(1e-5 of the output's scale, against 5e-7). :func:`tiling` picks the size per convolution, by the
+columns of its GEMMs. On VGG-16's training step (batch 128, the 2-core development machine) F(4x4, 3x3)
+took 1.06 s where F(2x2, 3x3) alone took 1.16-1.23 s.
+
 The transform kernels run on vectors of channels: each row of tiles copies the rows of x (or gy) under
 it into a small channels-last scratch slab first, and the output tiles go back into NCHW the same way.
 
@@ -33,6 +41,7 @@ the last place more (tests/test_conv.py compares the float32 results with PyTorc
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,46 +68,74 @@ def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int) -> bo
             and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS)
 
 
-def _kron_g() -> np.ndarray:
-    """K (16, 9) with K[a*4 + b, kh*3 + kw] = G[a, kh] G[b, kw]: U = K @ g.reshape(9) for one filter g."""
-    G = np.array(reference.WINOGRAD_G, dtype=np.float64)
-    return np.einsum("ak,bl->abkl", G, G).reshape(16, 9)
+class Tiling(NamedTuple):
+    """One size of the algorithm, F(m x m, 3x3): output tiles m a side, input tiles a = m + 2 a side."""
+    m: int
+    K: np.ndarray       # (a*a, 9): U[xi] = K[xi] @ g.reshape(9), the filter transform G g Gt
+    input: object       # the kernels: V = Bt d B, y = At M A + b, Gy = A g At
+    output: object
+    grad_output: object
+
+    @property
+    def positions(self) -> int:
+        """a*a: the number of GEMMs."""
+        return (self.m + 2) ** 2
+
+    def grid(self, OH: int, OW: int) -> tuple:
+        """(TH, TW): the tiles that cover an OH x OW output."""
+        return -(-OH // self.m), -(-OW // self.m)
 
 
-_K = _kron_g()
-# Turning a filter by 180 degrees reverses g's rows and columns; G g then has its rows in the order
-# 3, 1, 2, 0 (G's first and last rows swap, its middle rows are symmetric), so the 16 positions of a
-# turned filter are those of the filter, permuted.
-_TURN = [4 * a + b for a in (3, 1, 2, 0) for b in (3, 1, 2, 0)]
+def _filter_transform(G) -> np.ndarray:
+    """K (a*a, 9) with K[p*a + q, kh*3 + kw] = G[p, kh] G[q, kw]: U = K @ g.reshape(9) for one filter g."""
+    G = np.array(G, dtype=np.float64)
+    return np.einsum("pk,ql->pqkl", G, G).reshape(len(G) ** 2, 9)
 
 
-def transform_weight(W, turned: bool = False):
-    """U (16, C, O) = G W[o, c] Gt for every filter of W (O, C, 3, 3), as one (16, 9) @ (9, O*C) GEMM: the
-    filters as the tiles' GEMMs (16, T, C) @ (16, C, O) use them (a transposed view; NumPy's matmul passes
-    it to BLAS as it is).
+F2 = Tiling(2, _filter_transform(reference.WINOGRAD_G), cpu.winograd_input, cpu.winograd_output,
+            cpu.winograd_grad_output)
+F4 = Tiling(4, _filter_transform(reference.WINOGRAD4_G), cpu.winograd4_input, cpu.winograd4_output,
+            cpu.winograd4_grad_output)
+
+
+def tiling(OH: int, OW: int) -> Tiling:
+    """The size for an OH x OW output: the one whose GEMMs have fewer columns (positions x tiles),
+    F(2x2, 3x3) on a tie. So F(4x4, 3x3) on 4x4 and from 7x7 up (36 columns per 16 outputs, against 64),
+    F(2x2, 3x3) on 2x2 (VGG-16's last block), where a 6x6 tile would be mostly padding."""
+    def columns(t: Tiling) -> int:
+        TH, TW = t.grid(OH, OW)
+        return t.positions * TH * TW
+    return F4 if columns(F4) < columns(F2) else F2
+
+
+def transform_weight(W, t: Tiling, turned: bool = False):
+    """U (a*a, C, O) = G W[o, c] Gt for every filter of W (O, C, 3, 3), as one (a*a, 9) @ (9, O*C) GEMM: the
+    filters as the tiles' GEMMs (a*a, T, C) @ (a*a, C, O) use them (a transposed view; NumPy's matmul
+    passes it to BLAS as it is).
 
     With ``turned``, the filters of the transposed convolution instead, from its input channels O to its
-    output channels C: U (16, O, C) of W[o, c] turned by 180 degrees.
+    output channels C: U (a*a, O, C) of W[o, c] turned by 180 degrees. Turning reverses a filter's 9 taps
+    read row by row, so this is K with its columns reversed.
     """
     O, C = W.shape[:2]
-    K = _K[_TURN] if turned else _K
-    U = (K.astype(W.dtype) @ W.reshape(O * C, 9).T).reshape(16, O, C)
+    K = (t.K[:, ::-1] if turned else t.K).astype(W.dtype)
+    U = (K @ W.reshape(O * C, 9).T).reshape(t.positions, O, C)
     return U if turned else U.swapaxes(1, 2)
 
 
-def weight_grad(gU, O, C):
+def weight_grad(gU, t: Tiling, O, C):
     """gW (O, C, 3, 3) = Gt gU G for every filter: the adjoint of :func:`transform_weight`."""
-    return (gU.reshape(16, O * C).T @ _K.astype(gU.dtype)).reshape(O, C, 3, 3)
+    return (gU.reshape(t.positions, O * C).T @ t.K.astype(gU.dtype)).reshape(O, C, 3, 3)
 
 
-def _rows(buf, T: int, channels: int, dtype):
-    """A (16, L) buffer for 16 rows of T*channels entries (``blocks.buffer``: reused from ``buf`` when large
-    enough), and the (16, T, channels) view of those entries that the GEMMs use. L is a little longer than
-    T*channels: with rows a multiple of 4 KiB long, the 16 vectors a tile writes or reads would share
+def _rows(buf, t: Tiling, T: int, channels: int, dtype):
+    """An (a*a, L) buffer for a*a rows of T*channels entries (``blocks.buffer``: reused from ``buf`` when
+    large enough), and the (a*a, T, channels) view of those entries that the GEMMs use. L is a little longer
+    than T*channels: with rows a multiple of 4 KiB long, the vectors a tile writes or reads would share
     cache sets and evict each other."""
     L = -(-channels * T // 16) * 16 + 16
-    buf, rows = blocks.buffer(np, buf, (16, L), dtype)
-    return buf, rows, rows[:, :channels * T].reshape(16, T, channels)
+    buf, rows = blocks.buffer(np, buf, (t.positions, L), dtype)
+    return buf, rows, rows[:, :channels * T].reshape(t.positions, T, channels)
 
 
 def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_size=None, y=False, gx=False,
@@ -110,6 +147,7 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
         gx = convolve(gy, G W' Gt)      W'[c, o] = W[o, c] turned by 180 degrees, padding 2 - PH, 2 - PW:
                                         the transposed convolution is the "full" correlation with W'
         gW = Gt (sum over tiles of Gy * V) G
+    Each picks its :func:`tiling` by the size it computes (y and gW: OH x OW; gx: the input's size).
     Returns ``(y, gx, gW)``, None for what was not asked for.
     """
     O, C = W.shape[:2]
@@ -117,73 +155,75 @@ def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_siz
     out_y = out_gx = out_gW = None
     if gy is not None:
         gy = np.ascontiguousarray(gy)
+    t = tiling(OH, OW)
     if y:
-        out_y = convolve(x, transform_weight(W), b, padding, (OH, OW))
+        out_y = convolve(x, transform_weight(W, t), b, padding, (OH, OW), t)
     if gx:
-        out_gx = convolve(gy, transform_weight(W, turned=True), None, (2 - PH, 2 - PW), input_size)
+        t_in = tiling(*input_size)
+        out_gx = convolve(gy, transform_weight(W, t_in, turned=True), None, (2 - PH, 2 - PW), input_size, t_in)
     if gW:
-        out_gW = weight_grad(filter_grad(x, gy, padding), O, C)
+        out_gW = weight_grad(filter_grad(x, gy, padding, t), t, O, C)
     return out_y, out_gx, out_gW
 
 
-def convolve(x, U, b, padding, out_size):
-    """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (16, C, O).
+def convolve(x, U, b, padding, out_size, t: Tiling):
+    """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (a*a, C, O).
 
     ``padding`` (PH, PW) top/left; ``out_size`` (OH, OW) (the bottom/right padding it implies is read as
-    zeros by the input transform). The tiles are cut into blocks of whole samples or of bands of tile rows,
+    zeros by the input transform); ``t`` the :class:`Tiling` U was transformed for. The tiles are cut into blocks of whole samples or of bands of tile rows,
     shared among the CPU's worker threads as the im2col blocks are (ops/blocks.py).
     """
     N, C = x.shape[:2]
     O = U.shape[2]
     (PH, PW), (OH, OW) = padding, out_size
-    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    TH, TW = t.grid(OH, OW)
     y = np.empty((N, O, OH, OW), dtype=x.dtype)
     bias = b if b is not None else np.zeros(O, dtype=x.dtype)
 
     def work(share, in_worker):
-        to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
-        from_tiles = blocks.tools(np, cpu.winograd_output, in_worker)[0]
+        to_tiles, matmul = blocks.tools(np, t.input, in_worker)
+        from_tiles = blocks.tools(np, t.output, in_worker)[0]
         V_buf = M_buf = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
+            V_buf, V, V_mats = _rows(V_buf, t, T, C, x.dtype)
             to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            M_buf, M, M_mats = _rows(M_buf, T, O, x.dtype)
+            M_buf, M, M_mats = _rows(M_buf, t, T, O, x.dtype)
             matmul(V_mats, U, out=M_mats)
             from_tiles(M, bias, t0, t1 - t0, TW, y[n0:n1])
 
-    blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
+    blocks.on_workers(np, blocks.split(N, TH, TW, t.positions * (C + O) * x.dtype.itemsize), work)
     return y
 
 
-def filter_grad(x, gy, padding):
-    """gU (16, O, C) = sum over tiles of Gy[xi]^T @ V[xi]: the gradient of the transformed filters U.
+def filter_grad(x, gy, padding, t: Tiling):
+    """gU (a*a, O, C) = sum over tiles of Gy[xi]^T @ V[xi]: the gradient of the transformed filters U.
 
-    x (N, C, H, W) the input, gy (N, O, OH, OW) the output gradient, ``padding`` (PH, PW) as in
+    x (N, C, H, W) the input, gy (N, O, OH, OW) the output gradient, ``padding`` (PH, PW) and ``t`` as in
     :func:`convolve`. :func:`weight_grad` turns gU into gW. The input tiles V are transformed again here
-    rather than kept from the forward, where they would hold 4x the input's memory until the backward.
+    rather than kept from the forward, where they would hold 2-4x the input's memory until the backward.
     """
     N, C = x.shape[:2]
     O, OH, OW = gy.shape[1:]
     PH, PW = padding
-    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    TH, TW = t.grid(OH, OW)
 
     def work(share, in_worker):
-        to_tiles, matmul = blocks.tools(np, cpu.winograd_input, in_worker)
-        grad_tiles = blocks.tools(np, cpu.winograd_grad_output, in_worker)[0]
+        to_tiles, matmul = blocks.tools(np, t.input, in_worker)
+        grad_tiles = blocks.tools(np, t.grad_output, in_worker)[0]
         V_buf = Gy_buf = total = None
         for n0, n1, t0, t1 in share:
             T = (n1 - n0) * (t1 - t0) * TW
-            V_buf, V, V_mats = _rows(V_buf, T, C, x.dtype)
+            V_buf, V, V_mats = _rows(V_buf, t, T, C, x.dtype)
             to_tiles(x[n0:n1], PH, PW, t0, t1 - t0, TW, V)
-            Gy_buf, Gy, Gy_mats = _rows(Gy_buf, T, O, x.dtype)
+            Gy_buf, Gy, Gy_mats = _rows(Gy_buf, t, T, O, x.dtype)
             grad_tiles(gy[n0:n1], t0, t1 - t0, TW, Gy)
             part = matmul(Gy_mats.swapaxes(1, 2), V_mats)
             total = part if total is None else np.add(total, part, out=total)
         return total
 
-    parts = blocks.on_workers(np, blocks.split(N, TH, TW, 16 * (C + O) * x.dtype.itemsize), work)
-    gU = np.zeros((16, O, C), dtype=x.dtype)
+    parts = blocks.on_workers(np, blocks.split(N, TH, TW, t.positions * (C + O) * x.dtype.itemsize), work)
+    gU = np.zeros((t.positions, O, C), dtype=x.dtype)
     for part in parts:
         if part is not None:
             gU += part
