@@ -78,14 +78,14 @@ def train_step(name, knobs, input_size, kernels: str):
                          ids=[f"{n} {'+'.join(k) or 'default'}" for n, k, _ in NETS])
 def test_training_step_same_on_both_paths(monkeypatch, name, knobs, input_size):
     fast_calls = counting(monkeypatch, cpu, ["im2col", "max_pool2d_forward", "relu_forward"])
-    winograd_calls = counting(monkeypatch, winograd, ["products"])
+    winograd_calls = counting(monkeypatch, winograd, ["conv_output"])
     fast = train_step(name, knobs, input_size, "fast")
     ref_calls = counting(monkeypatch, reference, ["im2col", "col2im", "max_pool2d_forward", "relu_forward"])
-    winograd_before = winograd_calls["products"]
+    winograd_before = winograd_calls["conv_output"]
     slow = train_step(name, knobs, input_size, "reference")
 
     assert fast_calls["im2col"] > 0 or winograd_before > 0  # the fast step ran the fast kernels
-    assert ref_calls["im2col"] > 0 and winograd_calls["products"] == winograd_before  # the slow one did not
+    assert ref_calls["im2col"] > 0 and winograd_calls["conv_output"] == winograd_before  # the slow one did not
     if name == "vgg16":
         assert winograd_before > 0
     assert slow[0] == pytest.approx(fast[0], rel=1e-12)
@@ -98,12 +98,12 @@ def test_winograd_switch_sends_convolutions_to_im2col(monkeypatch, rng):
     """``winograd.enabled = False`` keeps the fast kernels but turns Winograd off: same numbers, im2col."""
     x = mdl.tensor(rng.standard_normal((2, 64, 6, 6)))
     W = mdl.tensor(rng.standard_normal((64, 64, 3, 3)) / 24)
-    calls = counting(monkeypatch, winograd, ["products"])
+    calls = counting(monkeypatch, winograd, ["conv_output"])
     with_winograd = F.conv2d(x, W, padding=1).numpy()
-    assert calls["products"] == 1
+    assert calls["conv_output"] == 1
     monkeypatch.setattr(winograd, "enabled", False)
     without = F.conv2d(x, W, padding=1).numpy()
-    assert calls["products"] == 1
+    assert calls["conv_output"] == 1
     np.testing.assert_allclose(without, with_winograd, rtol=1e-10, atol=1e-12)
 
 

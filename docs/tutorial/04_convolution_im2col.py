@@ -134,8 +134,9 @@ assert worst < 1e-6
 # %% [markdown]
 # ## Where minidl goes further
 #
-# The GEMM is where the time goes, and minidl's `conv_blocks` (minidl/ops/conv.py) runs exactly these three
-# products, but on blocks of samples small enough to stay in cache, on all cores, reusing buffers; 3x3 layers
-# with 64+ channels use Winograd's F(2x2, 3x3) instead (minidl/ops/winograd.py), 2.25x fewer multiplications
-# for the same result up to rounding. `minidl.kernels.reference` holds the plain loops those fast kernels must
+# The GEMM is where the time goes. minidl/ops/conv.py writes conv2d's Function with exactly these three
+# products (`conv_output`, `conv_grad_input`, `conv_grad_weight`), and its block engine
+# (minidl/ops/conv_blocks.py) runs them on blocks of samples small enough to stay in cache, on all cores,
+# reusing buffers; 3x3 layers with 64+ channels use Winograd's algorithm instead (minidl/ops/winograd.py),
+# 2.25x to 4x fewer multiplications for the same result up to rounding. `minidl.kernels.reference` holds the plain loops those fast kernels must
 # equal, and the tests compare them. Next: chapter 5 puts a real batch through a whole network.

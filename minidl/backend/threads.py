@@ -10,7 +10,7 @@ when another process is using a core. So, at ``import minidl``:
 * OpenBLAS gets one thread (through its ``openblas_set_num_threads``, as numpy has usually loaded it
   already). minidl shares its work among the cores itself, on a small pool of Python threads that sleep
   when idle (one per core, the caller included; :func:`run_each`): the convolutions hand each thread
-  whole blocks (ops/conv.py), large products are split into column blocks (:func:`matmul`), and large
+  whole blocks (ops/conv_blocks.py), large products are split into column blocks (:func:`matmul`), and large
   elementwise passes into row ranges (:func:`elementwise`). NumPy's BLAS calls and ufuncs, and the
   kernels' serial compilations (``nogil``), release the GIL, so the threads do run at the same time;
 * OpenMP threads (Numba's parallel kernels, and any other OpenMP runtime loaded later) sleep as soon as

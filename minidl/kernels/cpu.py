@@ -35,7 +35,7 @@ def _kernel(fn=None, *, cost: int = 1):
 
     The serial twin is a copy of the function under another name, so that Numba's on-disk cache keeps the
     two compilations apart; in it ``prange`` is a plain ``range``, and it releases the GIL, so that
-    minidl's own worker threads can run it on several blocks at once (see ops/conv.py). Both are exposed
+    minidl's own worker threads can run it on several blocks at once (see ops/conv_blocks.py). Both are exposed
     as ``.parallel`` and ``.serial`` (the tests check each against the reference). Used as ``@_kernel``
     or ``@_kernel(cost=8)``.
     """

@@ -4,7 +4,7 @@ A convolution's buffers (im2col's columns, Winograd's transformed tiles) grow wi
 Built for the whole batch at once they would hold tens of megabytes and leave the cache between the step
 that writes them and the GEMM that reads them. So the output grid (sample, output row) is cut into blocks
 of about ``BLOCK_BYTES`` (:func:`split`), and each worker thread takes whole blocks (:func:`on_workers`),
-running every step of a block itself while the block sits in its core's cache. ``ops/conv.py`` and
+running every step of a block itself while the block sits in its core's cache. ``ops/conv_blocks.py`` and
 ``ops/winograd.py`` both work this way.
 """
 from __future__ import annotations

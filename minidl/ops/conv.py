@@ -1,38 +1,23 @@
-"""Convolution and transposed convolution: im2col + one GEMM per block of samples, and each other's backward.
+"""Convolution and transposed convolution: the math, as four products of the im2col columns.
 
-A 2-D convolution (PyTorch's conv2d is a cross-correlation) becomes a matrix product once every window of
-the input is copied into a column (im2col, "unfold"). The columns of all the samples of a block sit side
-by side in one matrix, channel-major:
+A 2-D convolution (PyTorch's conv2d is a cross-correlation) is a matrix product once every window of the
+input is copied into a column (im2col, "unfold"; with G groups, per group):
 
     col[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]    (0 in the padding)
-    yT = W @ col         W as (O, C*KH*KW),  yT as (O, N*OH*OW)
-    y[n, o] = yT[o, n] + b[o]                 one pass that puts the sample axis first and adds the bias
+    y  = W @ col + b               W as (O, C*KH*KW): the forward
+and the chain rule gives the rest:
+    gW = gy @ col^T                the sum over (n, oh, ow) done by the GEMM
+    gx = col2im(W^T @ gy)          col2im ("fold"), the adjoint of im2col, adds each entry back where it came from
+    gb = sum of gy over (n, oh, ow)
 
-One large GEMM per block runs near the BLAS peak, where one small GEMM per sample (say 32x288 @ 288x121)
-does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint (n, oh, ow)
-axis, with no per-sample partial products to add up. The price is the transposing pass above and a
-transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block and cheap next
-to the GEMMs.
+gx is the transposed convolution of gy with the same W; so a transposed convolution's forward is conv2d's
+gx, and its gradients are conv2d's y and gW with x and gy swapping roles. The four functions below,
+:func:`conv_output`, :func:`conv_grad_input`, :func:`conv_grad_weight` and :func:`conv_grad_bias`, are all
+both Functions need. Each is one pass of the block engine (ops/conv_blocks.py: the columns made block by
+block and shared among the cores), or, for a 3x3 stride-1 convolution with enough channels on the CPU, of
+Winograd's algorithm (ops/winograd.py), which computes the same numbers with fewer multiplications.
 
-The adjoint of the copy is col2im ("fold"), which adds each column entry back where it came from. Every
-product of both Functions is one of four per-block computations, written once in :func:`conv_blocks`:
-
-    y  = W @ im2col(x) (+ b)       conv2d's forward; conv_transpose2d's gx
-    gW = gyT @ im2col(x)^T         conv2d's gW; conv_transpose2d's gW (with x and gy swapping roles)
-    gx = col2im(W^T @ gyT)         conv2d's gx; conv_transpose2d's forward
-    gb = sum of gyT                conv2d's gb
-and a backward asks for its gradients in one pass, so each block of gy is transposed once for all.
-
-The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
-a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
-whatever the batch size. On the CPU the blocks are shared among worker threads, one per core, each running
-im2col, the GEMM and the transposing pass of its own blocks while they sit in its core's cache
-(``blocks.on_workers``): measured 1.2-2.2x faster than running each step on all cores in turn (report
-001's conv2 forward at batch 128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
-
-On the CPU, a 3x3 stride-1 convolution with enough channels takes another road to the same four products:
-Winograd's F(2x2, 3x3), with 2.25x fewer multiplications (``ops/winograd.py``; :func:`conv_blocks`
-hands it over).
+ops/textbook.py has the same convolution in plain NumPy, one screen long.
 """
 from __future__ import annotations
 
@@ -41,125 +26,49 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module, threads
-from ..kernels import kernels_for
-from . import blocks, winograd
+from ..backend import get_array_module
+from . import winograd
 from .checks import check_kernel_float, check_ndim, check_same_dtype, pair
+from .conv_blocks import add_bias, channel_sums, conv_blocks
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
 
-def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
-    """Block (n0:n1, oh0:oh1) of g (N, O, OH, OW) with its first two axes swapped, (O, Nb, R, OW), copied
-    into ``buf``: the block's columns of ``gT`` in the GEMMs below. Each worker swaps its own blocks,
-    so the copy is shared among the cores and stays in cache for the GEMM that reads it."""
-    O, OW = g.shape[1], g.shape[3]
-    buf, block = blocks.buffer(xp, buf, (O, n1 - n0, oh1 - oh0, OW), g.dtype)
-    xp.copyto(block, g[n0:n1, :, oh0:oh1].swapaxes(0, 1))
-    return buf, block
+
+def _winograd(W, geometry, x) -> bool:
+    """Whether Winograd's algorithm computes this convolution (CPU arrays, and ``winograd.suits``)."""
+    stride, _, dilation, groups = geometry
+    return (get_array_module(x) is np
+            and winograd.suits(*W.shape[2:], stride, dilation, groups, W.shape[1] * groups, W.shape[0]))
 
 
-def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int, *, x=None, W=None,
-                b=None, gy=None, input_size=None, y=False, gx=False, gW=False, gb=False):
-    """The products of a convolution over the output grid (n, oh, ow), block by block: whichever of
-    y, gx, gW, gb are asked for, from one pass over the blocks.
+def conv_output(x, W, b, geometry, out_size):
+    """y (N, O, OH, OW) = W * x + b:  y[n, g] = W[g] @ col(x)[g][:, n] + b.
 
-    x (N, C, H, W_in) the input (needed for y and gW); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW)
-    the output gradient (needed for gx, gW, gb); ``input_size`` (H, W_in) when x is not given; ``padding``
-    is (top, left), the bottom/right padding being whatever OH, OW imply. Per block, with col its im2col
-    columns and gyT its gy with the first two axes swapped (:func:`_swapped_block`):
-        y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
-        gW[g]   += gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW): the sum over samples in the GEMM
-        gb      += sum of gyT over its columns
-        gx      += col2im(W[g]^T @ gyT[g])               the adjoint of the im2col + GEMM of y
-    Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
-    A convolution that ``winograd.suits`` is computed by ``winograd.products`` instead (same results).
-    Returns ``(y, gx, gW, gb)``, None for what was not asked for.
-    """
-    xp = get_array_module(x if x is not None else gy)
-    kernels = kernels_for(xp)
-    (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
-    if x is not None:
-        x = xp.ascontiguousarray(x)
-        N, C, H, W_in = x.shape
-        dtype = x.dtype
-    else:
-        N, C, (H, W_in), dtype = gy.shape[0], W.shape[1] * G, input_size, gy.dtype
-    O = W.shape[0] if W is not None else gy.shape[1]
-    if xp is np and winograd.suits(KH, KW, stride, dilation, G, C, O):
-        out_y, out_gx, out_gW = winograd.products(OH, OW, padding, x=x, W=W, b=b, gy=gy, input_size=(H, W_in),
-                                                  y=y, gx=gx, gW=gW)
-        return out_y, out_gx, out_gW, _channel_sums(gy) if gb else None
-    K = C // G * KH * KW  # rows of one group's columns
-    out_y = xp.empty((N, O, OH, OW), dtype=dtype) if y else None
-    out_gx = xp.zeros((N, C, H, W_in), dtype=dtype) if gx else None
-    if W is not None:
-        Wg = W.reshape(G, O // G, K)
-    unfold = y or gW
-
-    def work(share, in_worker):
-        im2col, matmul = blocks.tools(xp, kernels.im2col, in_worker)
-        col2im = blocks.tools(xp, kernels.col2im, in_worker)[0]
-        col_buf = yT_buf = gyT_buf = gcol_buf = sum_gW = sum_gb = None
-        for n0, n1, oh0, oh1 in share:
-            Nb, R = n1 - n0, oh1 - oh0
-            P = Nb * R * OW
-            if unfold:
-                col_buf, col = blocks.buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
-                im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
-                col = col.reshape(G, K, P)
-            if y:
-                yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, P), dtype)
-                matmul(Wg, col, out=yT)
-                yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
-                if b is None:
-                    out_y[n0:n1, :, oh0:oh1] = yT
-                else:
-                    xp.add(yT, b.reshape(O, 1, 1), out=out_y[n0:n1, :, oh0:oh1])
-            if gy is None:
-                continue
-            gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
-            gyT = gyT.reshape(G, O // G, P)
-            if gb:
-                part = gyT.reshape(O, P).sum(axis=1)
-                sum_gb = part if sum_gb is None else xp.add(sum_gb, part, out=sum_gb)
-            if gW:
-                part = matmul(gyT, col.swapaxes(-1, -2))
-                sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
-            if gx:
-                gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (G, K, P), dtype)
-                matmul(Wg.transpose(0, 2, 1), gyT, out=gcol)
-                col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
-        return sum_gW, sum_gb
-
-    column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
-    sums = blocks.on_workers(xp, blocks.split(N, OH, OW, column_bytes), work, by_sample=gx)
-    out_gW = xp.zeros((G, O // G, K), dtype=dtype) if gW else None  # zeros: an empty batch has no blocks
-    out_gb = xp.zeros(O, dtype=dtype) if gb else None
-    for part_gW, part_gb in sums:
-        if part_gW is not None:
-            out_gW += part_gW
-        if part_gb is not None:
-            out_gb += part_gb
-    return out_y, out_gx, None if out_gW is None else out_gW.reshape(O, C // G, KH, KW), out_gb
+    ``geometry`` is (stride, padding (top, left), dilation, groups); ``out_size`` (OH, OW)."""
+    if _winograd(W, geometry, x):
+        return winograd.conv_output(x, W, b, geometry[1], out_size)
+    return conv_blocks(*W.shape[2:], *out_size, *geometry, x=x, W=W, b=b, y=True)[0]
 
 
-def _add_bias(y, b) -> None:
-    """y[:, o] += b[o] in place, split across the cores on the CPU (a full pass over a large output)."""
-    b4 = b.reshape(1, -1, 1, 1)
-    if isinstance(y, np.ndarray):
-        threads.elementwise(np.add, y, y, np.broadcast_to(b4, y.shape))
-    else:
-        y += b4
+def conv_grad_input(gy, W, geometry, input_size):
+    """gx (N, C, H, W) = col2im(W[g]^T @ gy[g]): the gradient of W * x in x, which is conv_transpose2d(gy, W)."""
+    if _winograd(W, geometry, gy):
+        return winograd.conv_grad_input(gy, W, geometry[1], input_size)
+    return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, W=W, gy=gy, input_size=input_size, gx=True)[1]
 
 
-def _channel_sums(g):
-    """g.sum(axis=(0, 2, 3)), on the CPU as partial sums over sample ranges, one per core."""
-    if not isinstance(g, np.ndarray) or threads.workers() < 2 or g.shape[0] < 2:
-        return g.sum(axis=(0, 2, 3))
-    N, parts = g.shape[0], min(threads.workers(), g.shape[0])
-    ranges = [slice(N * i // parts, N * (i + 1) // parts) for i in range(parts)]
-    return sum(threads.run_each(lambda s: g[s].sum(axis=(0, 2, 3)), ranges))
+def conv_grad_weight(x, gy, W, geometry):
+    """gW (O, C/G, KH, KW) = gy[g] @ col(x)[g]^T: the gradient of W * x in W, summed over (n, oh, ow) by the
+    GEMM. W gives the shape (its values are not read)."""
+    if _winograd(W, geometry, x):
+        return winograd.conv_grad_weight(x, gy, geometry[1])
+    return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, x=x, W=W, gy=gy, gW=True)[2]
+
+
+def conv_grad_bias(gy):
+    """gb (O,) = the sum of gy over (n, oh, ow)."""
+    return channel_sums(gy)
 
 
 class Conv2d(Function):
@@ -171,13 +80,12 @@ class Conv2d(Function):
         b    (O,)                         bias
         y    (N, O, OH, OW)               OH = (H + PT + PB - DH*(KH-1) - 1) // SH + 1, OW alike
         col  (G, C/G*KH*KW, N*OH*OW)      im2col(x): column (n, oh, ow) is the window y[n, :, oh, ow] sees
-        gyT  (G, O/G, N*OH*OW)            gy with its sample and channel axes swapped
     Forward:
         y[n, g] = W[g] @ col[g][:, n] + b     W[g] as (O/G, C/G*KH*KW)
     Backward:
+        gx    = col2im(W[g]^T @ gy[g])        = conv_transpose2d(gy, W): the forward of ConvTranspose2d
+        gW[g] = gy[g] @ col[g]^T              = sum_n gy[n, g] @ col[n, g]^T, the sum done by the GEMM
         gb    = sum over n, oh, ow of gy
-        gW[g] = gyT[g] @ col[g]^T             = sum_n gy[n, g] @ col[n, g]^T, the sum done by the GEMM
-        gx    = col2im(W[g]^T @ gyT[g])       which is conv_transpose2d(gy, W): the forward of ConvTranspose2d
 
     ``padding`` is ((PT, PB), (PL, PR)), top/bottom and left/right, so "same" can pad unevenly.
     """
@@ -188,13 +96,14 @@ class Conv2d(Function):
         OW = (x.shape[3] + PL + PR - dilation[1] * (W.shape[3] - 1) - 1) // stride[1] + 1
         ctx.geometry = (stride, (PT, PL), dilation, groups)
         ctx.save_for_backward(x, W)
-        return conv_blocks(*W.shape[2:], OH, OW, *ctx.geometry, x=x, W=W, b=b, y=True)[0]
+        return conv_output(x, W, b, ctx.geometry, (OH, OW))
 
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
-                                    gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
+        gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
+        gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
+        gb = conv_grad_bias(gy) if need_b else None
         return gx, gW, gb
 
 
@@ -209,73 +118,31 @@ class ConvTranspose2d(Function):
     y is what conv2d with the same W, stride, padding and dilation sends back as the input gradient of
     an (N, O, OH, OW) input whose output is shaped like x. So, with col(y) = im2col of y-shaped arrays:
     Forward:
-        y[n] = col2im(W[g]^T @ x[n, g]) + b          (conv2d's gx, with gy := x)
+        y[n] = col2im(W[g]^T @ x[n, g]) + b          conv2d's gx, with gy := x
     Backward:
         gx[n, g] = W[g] @ col(gy)[n, g]              = conv2d(gy, W), conv2d's forward
-        gW[g]    = sum_n x[n, g] @ col(gy)[n, g]^T   (conv2d's gW, with x := gy and gy := x)
+        gW[g]    = sum_n x[n, g] @ col(gy)[n, g]^T   conv2d's gW, with x := gy and gy := x
         gb       = sum over n, oh, ow of gy
-    Both gradients come from one im2col of gy. The output padding OPH only adds rows at the bottom.
+    The output padding OPH only adds rows at the bottom.
     """
 
     def forward(ctx, x, W, b=None, *, stride, padding, output_padding, dilation, groups):
         OH = (x.shape[2] - 1) * stride[0] - 2 * padding[0] + dilation[0] * (W.shape[2] - 1) + output_padding[0] + 1
         OW = (x.shape[3] - 1) * stride[1] - 2 * padding[1] + dilation[1] * (W.shape[3] - 1) + output_padding[1] + 1
         ctx.geometry = (stride, padding, dilation, groups)
-        y = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, W=W, gy=x, input_size=(OH, OW), gx=True)[1]
-        if b is not None:
-            _add_bias(y, b)
         ctx.save_for_backward(x, W)
+        y = conv_grad_input(x, W, ctx.geometry, (OH, OW))
+        if b is not None:
+            add_bias(y, b)
         return y
 
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x if need_W else None,
-                                   y=need_x, gW=need_W)
-        gb = _channel_sums(gy) if need_b else None
+        gx = conv_output(gy, W, None, ctx.geometry, x.shape[2:]) if need_x else None
+        gW = conv_grad_weight(gy, x, W, ctx.geometry) if need_W else None
+        gb = conv_grad_bias(gy) if need_b else None
         return gx, gW, gb
-
-
-def _positive_pair(value, name: str, op: str) -> tuple:
-    value = pair(value, name, op)
-    if min(value) < 1:
-        raise ValueError(f"{op}: {name} must be positive, got {value}")
-    return value
-
-
-def _padding_pair(value, op: str) -> tuple:
-    if isinstance(value, str):
-        raise ValueError(f"{op}: padding must be an int or a pair of ints, got {value!r}")
-    value = pair(value, "padding", op)
-    if min(value) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {value}")
-    return value
-
-
-def _channels(n: int) -> str:
-    return f"{n} channel" + ("" if n == 1 else "s")
-
-
-def _check_conv_args(op: str, input, weight, bias, groups):
-    """The checks shared by conv2d and conv_transpose2d: ranks, dtypes, devices, groups."""
-    check_ndim(op, "input", input, (3, 4))
-    check_ndim(op, "weight", weight, 4)
-    check_kernel_float(op, "input", input)
-    check_same_dtype(op, input=input, weight=weight, bias=bias)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    if min(input.shape[-2:]) < 1:
-        raise ValueError(f"{op}: expected input with non-zero height and width, got input of shape "
-                         f"{tuple(input.shape)}")
-    if min(weight.shape[2:]) < 1:
-        raise ValueError(f"{op}: kernel size should be greater than zero, got weight of shape {tuple(weight.shape)}")
-
-
-def add_batch_axis(input):
-    """``(x, unbatched)``: a 3-D (C, H, W) input gets a batch axis of 1, removed again from the output."""
-    if input.ndim == 3:
-        return input.reshape(1, *input.shape), True
-    return input, False
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
@@ -403,3 +270,47 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
                               dilation=dilation, groups=groups)
     return y.reshape(y.shape[1:]) if unbatched else y
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def add_batch_axis(input):
+    """``(x, unbatched)``: a 3-D (C, H, W) input gets a batch axis of 1, removed again from the output."""
+    if input.ndim == 3:
+        return input.reshape(1, *input.shape), True
+    return input, False
+
+
+def _positive_pair(value, name: str, op: str) -> tuple:
+    value = pair(value, name, op)
+    if min(value) < 1:
+        raise ValueError(f"{op}: {name} must be positive, got {value}")
+    return value
+
+
+def _padding_pair(value, op: str) -> tuple:
+    if isinstance(value, str):
+        raise ValueError(f"{op}: padding must be an int or a pair of ints, got {value!r}")
+    value = pair(value, "padding", op)
+    if min(value) < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {value}")
+    return value
+
+
+def _channels(n: int) -> str:
+    return f"{n} channel" + ("" if n == 1 else "s")
+
+
+def _check_conv_args(op: str, input, weight, bias, groups):
+    """The checks shared by conv2d and conv_transpose2d: ranks, dtypes, devices, groups."""
+    check_ndim(op, "input", input, (3, 4))
+    check_ndim(op, "weight", weight, 4)
+    check_kernel_float(op, "input", input)
+    check_same_dtype(op, input=input, weight=weight, bias=bias)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if min(input.shape[-2:]) < 1:
+        raise ValueError(f"{op}: expected input with non-zero height and width, got input of shape "
+                         f"{tuple(input.shape)}")
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"{op}: kernel size should be greater than zero, got weight of shape {tuple(weight.shape)}")

@@ -20,7 +20,7 @@ The backward is the adjoint of these linear steps, so it gives the exact gradien
 with Gy = A gy_tile At (kernel ``winograd_grad_output``), the filter gradient is
 ``gW = Gt [ sum_t Gy_t * V_t ] G``, again 16 GEMMs (O, T) @ (T, C); and the input gradient, the transposed
 convolution, is itself a 3x3 convolution of gy with the filters turned by 180 degrees and transposed, so
-it runs through the forward path (:func:`products`).
+it runs through the forward path (:func:`conv_grad_input`).
 
 The same holds for 4x4 output tiles from 6x6 input tiles, F(4x4, 3x3), with 36 positions (matrices of
 ``kernels/reference.py``'s WINOGRAD4_*): 36 GEMMs whose columns are 2.25 per output, not 4. Its
@@ -138,32 +138,29 @@ def _rows(buf, t: Tiling, T: int, channels: int, dtype):
     return buf, rows, rows[:, :channels * T].reshape(t.positions, T, channels)
 
 
-def products(OH: int, OW: int, padding, *, x=None, W, b=None, gy=None, input_size=None, y=False, gx=False,
-             gW=False):
-    """conv_blocks' y, gx and gW (ops/conv.py) for a convolution that :func:`suits`, on the CPU.
+def conv_output(x, W, b, padding, out_size):
+    """y (N, O, OH, OW) = conv2d(x, W) + b, ops/conv.py's :func:`~minidl.ops.conv.conv_output`.
 
-    x (N, C, H, W_in), W (O, C, 3, 3), b (O,) or None, gy (N, O, OH, OW); ``padding`` (PH, PW) top/left.
-        y  = convolve(x, G W Gt) + b
-        gx = convolve(gy, G W' Gt)      W'[c, o] = W[o, c] turned by 180 degrees, padding 2 - PH, 2 - PW:
-                                        the transposed convolution is the "full" correlation with W'
-        gW = Gt (sum over tiles of Gy * V) G
-    Each picks its :func:`tiling` by the size it computes (y and gW: OH x OW; gx: the input's size).
-    Returns ``(y, gx, gW)``, None for what was not asked for.
+    x (N, C, H, W_in), W (O, C, 3, 3), b (O,) or None; ``padding`` (PH, PW) top/left, the bottom/right
+    padding implied by ``out_size`` (OH, OW): y = convolve(x, G W Gt) + b.
     """
-    O, C = W.shape[:2]
+    t = tiling(*out_size)
+    return convolve(x, transform_weight(W, t), b, padding, out_size, t)
+
+
+def conv_grad_input(gy, W, padding, input_size):
+    """gx (N, C, H, W_in) = convolve(gy, G W' Gt), W'[c, o] = W[o, c] turned by 180 degrees: the transposed
+    convolution is the "full" correlation with W', padding 2 - PH, 2 - PW."""
     PH, PW = padding
-    out_y = out_gx = out_gW = None
-    if gy is not None:
-        gy = np.ascontiguousarray(gy)
-    t = tiling(OH, OW)
-    if y:
-        out_y = convolve(x, transform_weight(W, t), b, padding, (OH, OW), t)
-    if gx:
-        t_in = tiling(*input_size)
-        out_gx = convolve(gy, transform_weight(W, t_in, turned=True), None, (2 - PH, 2 - PW), input_size, t_in)
-    if gW:
-        out_gW = weight_grad(filter_grad(x, gy, padding, t), t, O, C)
-    return out_y, out_gx, out_gW
+    t = tiling(*input_size)
+    return convolve(np.ascontiguousarray(gy), transform_weight(W, t, turned=True), None, (2 - PH, 2 - PW),
+                    input_size, t)
+
+
+def conv_grad_weight(x, gy, padding):
+    """gW (O, C, 3, 3) = Gt (sum over tiles of Gy * V) G, the tiling picked by gy's size."""
+    t = tiling(*gy.shape[2:])
+    return weight_grad(filter_grad(x, np.ascontiguousarray(gy), padding, t), t, gy.shape[1], x.shape[1])
 
 
 def convolve(x, U, b, padding, out_size, t: Tiling):

@@ -1,0 +1,138 @@
+"""The block engine of the convolutions: im2col + one GEMM per block of samples, shared among the cores.
+
+ops/conv.py states the math of conv2d and conv_transpose2d as four products (y, gx, gW, gb) of the
+im2col columns; :func:`conv_blocks` computes any of them in one pass over the output grid (n, oh, ow).
+The columns of all the samples of a block sit side by side in one matrix, channel-major:
+
+    col[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]    (0 in the padding)
+    yT = W @ col         W as (O, C*KH*KW),  yT as (O, N*OH*OW)
+    y[n, o] = yT[o, n] + b[o]                 one pass that puts the sample axis first and adds the bias
+
+One large GEMM per block runs near the BLAS peak, where one small GEMM per sample (say 32x288 @ 288x121)
+does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint (n, oh, ow)
+axis, with no per-sample partial products to add up. The price is the transposing pass above and a
+transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block and cheap next
+to the GEMMs.
+
+The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
+a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
+whatever the batch size. On the CPU the blocks are shared among worker threads, one per core, each running
+im2col, the GEMM and the transposing pass of its own blocks while they sit in its core's cache
+(``blocks.on_workers``): measured 1.2-2.2x faster than running each step on all cores in turn (report
+001's conv2 forward at batch 128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module, threads
+from ..kernels import kernels_for
+from . import blocks
+
+
+def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
+    """Block (n0:n1, oh0:oh1) of g (N, O, OH, OW) with its first two axes swapped, (O, Nb, R, OW), copied
+    into ``buf``: the block's columns of ``gT`` in the GEMMs below. Each worker swaps its own blocks,
+    so the copy is shared among the cores and stays in cache for the GEMM that reads it."""
+    O, OW = g.shape[1], g.shape[3]
+    buf, block = blocks.buffer(xp, buf, (O, n1 - n0, oh1 - oh0, OW), g.dtype)
+    xp.copyto(block, g[n0:n1, :, oh0:oh1].swapaxes(0, 1))
+    return buf, block
+
+
+def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int, *, x=None, W=None,
+                b=None, gy=None, input_size=None, y=False, gx=False, gW=False, gb=False):
+    """The products of a convolution over the output grid (n, oh, ow), block by block: whichever of
+    y, gx, gW, gb are asked for, from one pass over the blocks.
+
+    x (N, C, H, W_in) the input (needed for y and gW); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW)
+    the output gradient (needed for gx, gW, gb); ``input_size`` (H, W_in) when x is not given; ``padding``
+    is (top, left), the bottom/right padding being whatever OH, OW imply. Per block, with col its im2col
+    columns and gyT its gy with the first two axes swapped (:func:`_swapped_block`):
+        y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
+        gW[g]   += gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW): the sum over samples in the GEMM
+        gb      += sum of gyT over its columns
+        gx      += col2im(W[g]^T @ gyT[g])               the adjoint of the im2col + GEMM of y
+    Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
+    Returns ``(y, gx, gW, gb)``, None for what was not asked for.
+    """
+    xp = get_array_module(x if x is not None else gy)
+    kernels = kernels_for(xp)
+    (SH, SW), (PH, PW), (DH, DW), G = stride, padding, dilation, groups
+    if x is not None:
+        x = xp.ascontiguousarray(x)
+        N, C, H, W_in = x.shape
+        dtype = x.dtype
+    else:
+        N, C, (H, W_in), dtype = gy.shape[0], W.shape[1] * G, input_size, gy.dtype
+    O = W.shape[0] if W is not None else gy.shape[1]
+    K = C // G * KH * KW  # rows of one group's columns
+    out_y = xp.empty((N, O, OH, OW), dtype=dtype) if y else None
+    out_gx = xp.zeros((N, C, H, W_in), dtype=dtype) if gx else None
+    if W is not None:
+        Wg = W.reshape(G, O // G, K)
+    unfold = y or gW
+
+    def work(share, in_worker):
+        im2col, matmul = blocks.tools(xp, kernels.im2col, in_worker)
+        col2im = blocks.tools(xp, kernels.col2im, in_worker)[0]
+        col_buf = yT_buf = gyT_buf = gcol_buf = sum_gW = sum_gb = None
+        for n0, n1, oh0, oh1 in share:
+            Nb, R = n1 - n0, oh1 - oh0
+            P = Nb * R * OW
+            if unfold:
+                col_buf, col = blocks.buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
+                im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
+                col = col.reshape(G, K, P)
+            if y:
+                yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, P), dtype)
+                matmul(Wg, col, out=yT)
+                yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
+                if b is None:
+                    out_y[n0:n1, :, oh0:oh1] = yT
+                else:
+                    xp.add(yT, b.reshape(O, 1, 1), out=out_y[n0:n1, :, oh0:oh1])
+            if gy is None:
+                continue
+            gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
+            gyT = gyT.reshape(G, O // G, P)
+            if gb:
+                part = gyT.reshape(O, P).sum(axis=1)
+                sum_gb = part if sum_gb is None else xp.add(sum_gb, part, out=sum_gb)
+            if gW:
+                part = matmul(gyT, col.swapaxes(-1, -2))
+                sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
+            if gx:
+                gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (G, K, P), dtype)
+                matmul(Wg.transpose(0, 2, 1), gyT, out=gcol)
+                col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
+        return sum_gW, sum_gb
+
+    column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
+    sums = blocks.on_workers(xp, blocks.split(N, OH, OW, column_bytes), work, by_sample=gx)
+    out_gW = xp.zeros((G, O // G, K), dtype=dtype) if gW else None  # zeros: an empty batch has no blocks
+    out_gb = xp.zeros(O, dtype=dtype) if gb else None
+    for part_gW, part_gb in sums:
+        if part_gW is not None:
+            out_gW += part_gW
+        if part_gb is not None:
+            out_gb += part_gb
+    return out_y, out_gx, None if out_gW is None else out_gW.reshape(O, C // G, KH, KW), out_gb
+
+
+def add_bias(y, b) -> None:
+    """y[:, o] += b[o] in place, split across the cores on the CPU (a full pass over a large output)."""
+    b4 = b.reshape(1, -1, 1, 1)
+    if isinstance(y, np.ndarray):
+        threads.elementwise(np.add, y, y, np.broadcast_to(b4, y.shape))
+    else:
+        y += b4
+
+
+def channel_sums(g):
+    """g.sum(axis=(0, 2, 3)), on the CPU as partial sums over sample ranges, one per core."""
+    if not isinstance(g, np.ndarray) or threads.workers() < 2 or g.shape[0] < 2:
+        return g.sum(axis=(0, 2, 3))
+    N, parts = g.shape[0], min(threads.workers(), g.shape[0])
+    ranges = [slice(N * i // parts, N * (i + 1) // parts) for i in range(parts)]
+    return sum(threads.run_each(lambda s: g[s].sum(axis=(0, 2, 3)), ranges))
