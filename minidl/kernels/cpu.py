@@ -20,6 +20,8 @@ import types
 import numpy as np
 from numba import njit, prange, uint64
 
+from . import reference
+
 # Starting a parallel region costs about 70 us on the development machine: the OpenMP threads sleep
 # between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel runs
 # on the calling thread unless its arrays hold at least this many elements in all, times the kernel's
@@ -147,21 +149,20 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                     d += uint64(OW)
 
 
+# The pooling windows' geometry, written once in reference.py and compiled here.
+_max_window = njit(cache=True, inline="always")(reference.max_pool_window)
+_avg_window = njit(cache=True)(reference.avg_pool_window)
+
+
 @njit(cache=True, inline="always")
 def _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, nan_aware):
     """Max pooling of one (H, W) plane into dst/at (OH, OW); ``nan_aware`` adds PyTorch's NaN rule."""
     H, W = src.shape
     OH, OW = dst.shape
     for oh in range(OH):
-        h0 = oh * SH - PH
-        h1 = min(h0 + (KH - 1) * DH + 1, H)
-        while h0 < 0:
-            h0 += DH
+        h0, h1 = _max_window(oh, SH, PH, KH, DH, H)
         for ow in range(OW):
-            w0 = ow * SW - PW
-            w1 = min(w0 + (KW - 1) * DW + 1, W)
-            while w0 < 0:
-                w0 += DW
+            w0, w1 = _max_window(ow, SW, PW, KW, DW, W)
             best, best_at = src.dtype.type(-np.inf), h0 * W + w0
             h = h0
             while h < h1:
@@ -215,18 +216,6 @@ def max_pool2d_backward(gy, idx, KH, KW, SH, SW, PH, PW, DH, DW, gx):
                 k = at[oh, ow]
                 if 0 <= k < H * W:
                     dst[k] += g[oh, ow]
-
-
-@njit(cache=True)
-def _avg_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW, count_include_pad, divisor):
-    """PyTorch's averaging window (h0, h1, w0, w1, divisor); see ``reference.avg_pool_window``."""
-    h0, w0 = oh * SH - PH, ow * SW - PW
-    h1, w1 = min(h0 + KH, H + PH), min(w0 + KW, W + PW)
-    padded_size = (h1 - h0) * (w1 - w0)
-    h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
-    if divisor == 0:
-        divisor = padded_size if count_include_pad else (h1 - h0) * (w1 - w0)
-    return h0, h1, w0, w1, divisor
 
 
 @_kernel(cost=8)

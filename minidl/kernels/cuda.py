@@ -96,6 +96,7 @@ _KERNELS = {
         long long t = i;
         const long long ow = t % OW; t /= OW;
         const long long oh = t % OH; t /= OH;  // t = n * C + c
+        // the window's taps inside x, as reference.max_pool_window
         long long h0 = oh * SH - PH, w0 = ow * SW - PW;
         const long long h1 = imin(h0 + (KH - 1) * DH + 1, H), w1 = imin(w0 + (KW - 1) * DW + 1, W);
         while (h0 < 0) h0 += DH;

@@ -56,6 +56,19 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                                 x[n, c, h, w] += col[c, kh, kw, n, r, ow]
 
 
+def max_pool_window(o, S, P, K, D, size):
+    """The taps of output o's max-pooling window along one axis that lie inside the input: (first, stop),
+    the positions first, first + D, ... below stop. The window starts at o*S - P and spans (K-1)*D + 1;
+    taps in the padding are skipped by whole steps of D, so first is the first tap at or after 0.
+    (Written once: ``cpu.py`` compiles this very function; ``cuda.py`` has it in CUDA C.)
+    """
+    first = o * S - P
+    stop = min(first + (K - 1) * D + 1, size)
+    while first < 0:
+        first += D
+    return first, stop
+
+
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     """y = the max of each window (padding counts as -inf); idx = its flat position h*W + w in the plane.
 
@@ -70,12 +83,8 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
         for c in range(C):
             for oh in range(OH):
                 for ow in range(OW):
-                    h0, w0 = oh * SH - PH, ow * SW - PW
-                    h1, w1 = min(h0 + (KH - 1) * DH + 1, H), min(w0 + (KW - 1) * DW + 1, W)
-                    while h0 < 0:
-                        h0 += DH
-                    while w0 < 0:
-                        w0 += DW
+                    h0, h1 = max_pool_window(oh, SH, PH, KH, DH, H)
+                    w0, w1 = max_pool_window(ow, SW, PW, KW, DW, W)
                     best, best_at = -math.inf, h0 * W + w0
                     for h in range(h0, h1, DH):
                         for w in range(w0, w1, DW):
@@ -110,7 +119,8 @@ def avg_pool_window(oh, ow, H, W, KH, KW, SH, SW, PH, PW, count_include_pad, div
 
     The divisor is ``divisor`` when given (non-zero); else the window's size clipped to the padded input
     (``count_include_pad``, so a ceil_mode window that runs past the padding is not counted there), or
-    the number of real input elements in it.
+    the number of real input elements in it. (Written once: ``cpu.py`` compiles this very function;
+    ``cuda.py`` has it in CUDA C.)
     """
     h0, w0 = oh * SH - PH, ow * SW - PW
     h1, w1 = min(h0 + KH, H + PH), min(w0 + KW, W + PW)
