@@ -2,10 +2,10 @@
 
 A training step allocates and frees the same large arrays (columns, activations, gradients) every
 time. glibc serves blocks above ``M_MMAP_THRESHOLD`` (128 KiB, growing only slowly) with fresh ``mmap``
-pages and hands them back at ``free``, so every step pays to map and zero-fault its memory again: a third
-of the step time of report 001's net at batch 128 on the 2-core development machine (64 ms → 43 ms with
-the settings below). Raising the thresholds keeps freed blocks in the heap for the next step; the peak
-resident memory is unchanged (the same blocks are reused), only it is not given back between steps.
+pages and hands them back at ``free``, so every step pays to map and zero-fault its memory again, a large
+share of the step time (numbers: docs/PERFORMANCE.md, "Allocator thresholds"). Raising the thresholds
+keeps freed blocks in the heap for the next step; the peak resident memory is unchanged (the same blocks
+are reused), only it is not given back between steps.
 
 Nothing is changed off glibc, or when the user set any ``MALLOC_*`` tuning variable.
 """

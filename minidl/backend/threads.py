@@ -17,10 +17,8 @@ when another process is using a core. So, at ``import minidl``:
   they are idle: ``OMP_WAIT_POLICY=PASSIVE``.
 
 A setting the user made wins: nothing is changed when ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or
-``OMP_NUM_THREADS`` (for OpenBLAS) or ``OMP_WAIT_POLICY`` is already in the environment. Measured on the
-2-core development machine (report 001's net, batch 128, one training step, ``benchmarks/ops_cpu.py``):
-36 to 57 ms with these settings, 80 to 1300 ms with the libraries' defaults (the worst when another
-process holds one of the cores: spinning threads then wait for a core that never comes free).
+``OMP_NUM_THREADS`` (for OpenBLAS) or ``OMP_WAIT_POLICY`` is already in the environment. The step times
+with these settings and with the libraries' defaults: docs/PERFORMANCE.md, "Thread settings".
 """
 from __future__ import annotations
 
@@ -31,10 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# A product is split across threads only above this many multiply-adds: handing a block to another
-# thread costs tens of microseconds, which a smaller product would not win back.
+# A product is split across threads only above this many multiply-adds: a smaller product would not win
+# back the cost of handing a block to another thread (docs/PERFORMANCE.md, "Product split threshold").
 SPLIT_MACS = 2_000_000
-# An elementwise pass is split across threads only above this many elements (about 100 us of work).
+# An elementwise pass is split across threads only above this many elements, enough work to pay for the
+# hand-over (docs/PERFORMANCE.md, "Elementwise split threshold").
 SPLIT_ELEMENTS = 250_000
 
 _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
@@ -150,8 +149,8 @@ def elementwise(fn, out, *arrays):
     """``fn(*arrays, out=out)``, split along axis 0 across the cores when large.
 
     ``fn`` is elementwise and releases the GIL: a NumPy ufunc, or a kernel's serial (``nogil``)
-    compilation. All arrays have ``out``'s shape. Measured on 2 cores, ReLU's backward on 5.5 M floats:
-    NumPy 3.8 ms whole, 2.6 ms split; the kernel split 1.9 ms.
+    compilation. All arrays have ``out``'s shape. A large memory-bound pass runs faster split than whole
+    (numbers: docs/PERFORMANCE.md, "ReLU split across the cores").
     """
     n = out.shape[0] if out.ndim else 0
     parts = min(_workers, n)

@@ -158,8 +158,8 @@ class DataLoader:
         num_workers: 0 prepares batches in the calling thread; n > 0 uses n background threads, each
             preparing every n-th batch, ``prefetch_factor`` batches ahead. Threads, not processes: they help
             where fetching waits on disk or runs NumPy/PIL code that releases the GIL. The datasets here
-            prepare a batch in well under a millisecond (an augmented CIFAR-10 epoch in ~0.35 s), so 0 is
-            as fast or faster for them.
+            prepare a batch so quickly that 0 is as fast or faster for them (numbers: docs/PERFORMANCE.md,
+            "DataLoader workers").
         collate_fn: turns a list of samples into a batch; default :func:`default_collate`.
         pin_memory: not supported (raises NotImplementedError): move a batch with ``Tensor.to("cuda")``.
         drop_last: drop the last batch when it is smaller than ``batch_size``.

@@ -267,7 +267,8 @@ class RandomHorizontalFlip(Transform):
 
 def _flip_chosen(x4, chosen, w_axis: int, xp):
     """A copy of ``x4`` with the images ``chosen`` mirrored along ``w_axis``."""
-    # Copy, then overwrite only the flipped images: a few times faster than a where() over the batch.
+    # Copy, then overwrite only the flipped images: faster than a where() over the batch (docs/PERFORMANCE.md,
+    # "Random flips").
     out = x4.copy()
     out[chosen] = xp.flip(x4[chosen], axis=w_axis)
     return out

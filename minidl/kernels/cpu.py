@@ -22,13 +22,10 @@ from numba import njit, prange, uint64
 
 from . import reference
 
-# Starting a parallel region costs about 70 us on the development machine: the OpenMP threads sleep
-# between kernels (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py) and must be woken. A kernel runs
-# on the calling thread unless its arrays hold at least this many elements in all, times the kernel's
-# ``cost`` (its work per element relative to a copy). Measured on 2 cores, serial / parallel:
-#   im2col (cost 1):      235 k elements 57 / 110 us, 941 k 208 / 211 us, 3.8 M 990 / 724 us;
-#   max pooling (cost 8):  28 k elements 37 / 83 us, 620 k 1080 / 520 us.
-# LeNet's step at batch 4 (all its kernels serial): 1.88 ms with a threshold of 64 k elements, 1.21 ms.
+# A kernel runs on the calling thread unless its arrays hold at least this many elements in all, times the
+# kernel's ``cost`` (its work per element relative to a copy): the OpenMP threads sleep between kernels
+# (``OMP_WAIT_POLICY=PASSIVE``, see backend/threads.py), and waking them costs more than a smaller kernel's
+# work (numbers: docs/PERFORMANCE.md, "Parallel threshold").
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
@@ -81,7 +78,8 @@ def _tap_ranges(K, D, P, S, size, out_size):
 @_kernel
 def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
     # Threads over (c, kh, kw) slabs of col (cut into sample ranges when there are few taps), each
-    # written by its thread alone. Three measured choices make this 2-5x faster than slicing 2-D views:
+    # written by its thread alone. Three choices make this faster than slicing 2-D views (numbers:
+    # docs/PERFORMANCE.md, "im2col and col2im: flat arrays"):
     # the arrays are walked as flat 1-D arrays with running offsets (no view made per row, no integer
     # division per row); the offsets are unsigned, so Numba drops its negative-index wraparound test from
     # the inner loops; and the divisions that split ``t`` happen once per slab.
@@ -124,7 +122,8 @@ def im2col(x, KH, KW, SH, SW, PH, PW, DH, DW, oh0, col):
 @_kernel
 def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
     # Gather: threads over input planes (n, c); each sums all col entries read from its own plane: no races.
-    # Flat arrays with unsigned running offsets, as in im2col (2-4x faster than indexing 2-D views).
+    # Flat arrays with unsigned running offsets, as in im2col: faster than indexing 2-D views (numbers:
+    # docs/PERFORMANCE.md, "im2col and col2im: flat arrays").
     C, KH, KW, N, R, OW = col.shape
     H, W = x.shape[2], x.shape[3]
     ow_lo, ow_hi = _tap_ranges(KW, DW, PW, SW, W, OW)
@@ -182,7 +181,8 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     # Threads over (n, c) planes, each writing its own y/idx plane. A plane is pooled without the NaN test
     # (a second compare and branch per element), then scanned for NaN in one vectorized pass over the flat
     # array (unsigned indices); only a plane that holds a NaN is pooled again with PyTorch's rule (a NaN
-    # wins). Measured 20-30% faster than testing every element.
+    # wins). Faster than testing every element (numbers: docs/PERFORMANCE.md, "Max pooling: NaN scan
+    # afterwards").
     N, C, H, W = x.shape
     xf = x.reshape(N * C * H * W)
     for t in prange(N * C):
@@ -314,10 +314,9 @@ def adaptive_avg_pool2d_backward(gy, gx):
 
 # The per-channel sums of batch norm may be added in any order (LLVM's ``reassoc`` flag, and no other
 # fast-math flag: NaN and infinities keep their meaning), so LLVM keeps each as several partial sums in
-# vector registers instead of one chain of dependent float64 adds, each waiting for the last. Measured on
-# one core, a sum over the (128, 64, 676) float32 activations of report 003's best net: 9.6 ms in order,
-# 1.0 ms reordered. The order is fixed when a helper is compiled, so the result does not depend on the
-# thread count.
+# vector registers instead of one chain of dependent float64 adds, each waiting for the last (numbers:
+# docs/PERFORMANCE.md, "Batch norm: sums in any order"). The order is fixed when a helper is compiled, so
+# the result does not depend on the thread count.
 @njit(cache=True, fastmath={"reassoc"})
 def _channel_sum(x, c):
     """sum over n, l of x[n, c, l], in float64."""
@@ -390,8 +389,9 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
 
 @_kernel
 def relu_forward(x, out):
-    # Flat, contiguous arrays with unsigned indices: one vectorized pass (NumPy's maximum measured 1.6x
-    # slower on 5.5 M floats; the ops split the arrays across worker threads, see threads.elementwise).
+    # Flat, contiguous arrays with unsigned indices: one vectorized pass, faster than NumPy's maximum
+    # (numbers: docs/PERFORMANCE.md, "ReLU forward: one flat pass"); the ops split the arrays across worker
+    # threads, see threads.elementwise.
     a, r = x.reshape(x.size), out.reshape(out.size)
     zero = r.dtype.type(0)
     for i in prange(uint64(a.size)):
@@ -401,7 +401,8 @@ def relu_forward(x, out):
 
 @_kernel
 def relu_backward(gy, y, out):
-    # One pass, no boolean mask array (NumPy's gy * (y > 0) makes one: measured 1.4x slower).
+    # One pass, no boolean mask array: NumPy's gy * (y > 0) makes one, and is slower (numbers:
+    # docs/PERFORMANCE.md, "ReLU backward: no mask array").
     g, o, r = gy.reshape(gy.size), y.reshape(y.size), out.reshape(out.size)
     zero = r.dtype.type(0)
     for i in prange(uint64(g.size)):
@@ -432,8 +433,9 @@ def leaky_relu_backward(gy, x, negative_slope, out):
 def winograd_input(x, PH, PW, ti0, TR, TW, V):
     # Threads over rows of tiles; each writes its tiles' slots of V alone. A row of tiles first copies the
     # 4 input rows under it, channels last and zero-padded, into a scratch slab s (4, 2 TW + 2, C); then
-    # every tile is 16 vectors of channels, combined with contiguous loads and stores (the first version,
-    # one channel at a time, ran its tiles as scalars: 2.8-15x slower on VGG-16's layers).
+    # every tile is 16 vectors of channels, combined with contiguous loads and stores: one channel at a
+    # time, the tiles would run as scalars (numbers: docs/PERFORMANCE.md, "Winograd transforms on vectors
+    # of channels").
     N, C, H, W = x.shape
     SW = 2 * TW + 2
     for nr in prange(N * TR):

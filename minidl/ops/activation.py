@@ -19,8 +19,9 @@ from .checks import KERNEL_DTYPES, check_float, check_kernel_float
 class ReLU(Function):
     """y = max(x, 0).   gx = gy where y > 0, else 0.
 
-    Memory-bound passes, a few ms on the activations of a batch of 256: on the CPU the arrays are split
-    across the cores (``threads.elementwise``), each part run by the kernel's serial compilation.
+    Memory-bound passes: on the CPU the arrays are split across the cores (``threads.elementwise``), each
+    part run by the kernel's serial compilation (numbers: docs/PERFORMANCE.md, "ReLU split across the
+    cores").
     """
 
     def forward(ctx, x):

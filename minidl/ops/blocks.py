@@ -29,8 +29,8 @@ def split(N: int, OH: int, OW: int, column_bytes: int):
 
     ``column_bytes`` is what one output position (n, oh, ow) costs in buffers. As many whole samples as
     fit; when one sample alone is larger, bands of its output rows. Every block is a contiguous range of
-    the joint (n, oh, ow) axis. (Cutting a single small block in two so that two threads share it was
-    measured slower: LeNet's step at batch 4, 1.21 -> 1.97 ms, the hand-over costing more than it saves.)
+    the joint (n, oh, ow) axis. (A single small block is not cut in two for two threads to share: the
+    hand-over costs more than it saves; numbers: docs/PERFORMANCE.md, "Small blocks stay whole".)
     """
     target = max(BLOCK_BYTES, MIN_COLUMNS * column_bytes)
     row_bytes = OW * column_bytes

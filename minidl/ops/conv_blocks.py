@@ -18,8 +18,8 @@ The columns are built for a block of samples at a time (or for bands of output r
 a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
 whatever the batch size. On the CPU the blocks are shared among worker threads, one per core, each running
 im2col, the GEMM and the transposing pass of its own blocks while they sit in its core's cache
-(``blocks.on_workers``): measured 1.2-2.2x faster than running each step on all cores in turn (report
-001's conv2 forward at batch 128: 6.6 -> 3.5 ms), as the threads never wait for each other between steps.
+(``blocks.on_workers``): faster than running each step on all cores in turn, as the threads never wait for
+each other between steps (numbers: docs/PERFORMANCE.md, "Blocks on worker threads").
 """
 from __future__ import annotations
 

@@ -26,17 +26,18 @@ The same holds for 4x4 output tiles from 6x6 input tiles, F(4x4, 3x3), with 36 p
 ``kernels/reference.py``'s WINOGRAD4_*): 36 GEMMs whose columns are 2.25 per output, not 4. Its
 transforms also scale by 2, 4, 5 and 8, so float32 results are about 10x further from a direct sum
 (1e-5 of the output's scale, against 5e-7). :func:`tiling` picks the size per convolution, by the
-columns of its GEMMs. On VGG-16's training step (batch 128, the 2-core development machine) F(4x4, 3x3)
-took 1.06 s where F(2x2, 3x3) alone took 1.16-1.23 s.
+columns of its GEMMs; with both sizes, VGG-16's training step is faster than with F(2x2, 3x3) alone
+(numbers: docs/PERFORMANCE.md, "F(4x4, 3x3) beside F(2x2, 3x3)").
 
 The transform kernels run on vectors of channels: each row of tiles copies the rows of x (or gy) under
 it into a small channels-last scratch slab first, and the output tiles go back into NCHW the same way.
 
-Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the 16 GEMMs to be worth
-their transforms: :data:`MIN_CHANNELS` gives the measurements. The transforms are Numba kernels with plain
-twins in ``kernels/reference.py``; on the GPU every convolution keeps im2col. The price is rounding: the
-transforms add and subtract up to 16 terms, so float32 results differ from a direct sum by a few units in
-the last place more (tests/test_conv.py compares the float32 results with PyTorch's).
+Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the GEMMs to be worth
+their transforms: :data:`MIN_CHANNELS` (numbers: docs/PERFORMANCE.md, "Winograd channel threshold").
+The transforms are Numba kernels with plain twins in ``kernels/reference.py``; on the GPU every
+convolution keeps im2col. The price is rounding: the transforms add, subtract and (F(4x4, 3x3)) scale up to
+36 terms, so float32 results are further from a direct sum than im2col's, as said above
+(tests/test_conv.py compares the float32 results with PyTorch's).
 """
 from __future__ import annotations
 
@@ -48,11 +49,8 @@ import numpy as np
 from ..kernels import cpu, kernels_in_use, reference
 from . import blocks
 
-# Winograd runs a convolution when both its channel counts are at least this. Measured on the 2-core
-# development machine (forward + input gradient + weight gradient, im2col / Winograd): VGG-16's layers
-# 64->64 at 32x32 1.6x faster, 256->256 at 8x8 1.4x, 512->512 at 2x2 1.1x; report 000's segmentation
-# net 128->256 and 64->128 1.5x; but 32->64 (report 001's segmentation net) 0.86x and 32->32 at 13x13
-# (report 001's conv2) 0.96x, where the GEMMs are too thin to make up for the transforms.
+# Winograd runs a convolution when both its channel counts are at least this: with fewer, the GEMMs are too
+# thin to make up for the transforms (numbers: docs/PERFORMANCE.md, "Winograd channel threshold").
 MIN_CHANNELS = 64
 
 
@@ -62,7 +60,7 @@ enabled = os.environ.get("MINIDL_WINOGRAD", "1") != "0"
 
 
 def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int) -> bool:
-    """Whether Winograd's F(2x2, 3x3) computes this convolution, and pays: switched on, the fast kernels in
+    """Whether Winograd's algorithm computes this convolution, and pays: switched on, the fast kernels in
     use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS input and output channels."""
     return (enabled and kernels_in_use() == "fast" and (KH, KW) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS)

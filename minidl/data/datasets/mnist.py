@@ -11,13 +11,14 @@ uncompressed copy with one flipped label byte is refused instead of training sil
 Damage to a ``.gz`` itself is caught by gzip's CRC-32 of the content, checked at the end of the stream. The
 MD5 of the ``.gz`` (``resources``) is checked on download only, where the server must send the official bytes.
 
-Decoded copies: decompressing and hashing the training images takes about 0.4 s, on every run. So the
-first read of a file keeps the decoded array as a ``.npy`` file in the cache, in the folder
-:func:`.download.derived_dir` names after the file (its path, size and modification time), written
-atomically; later reads load that copy (about 10 ms) and skip both steps. The copy is trusted as the file
-it was made from: it was made only after that file's content passed its MD5 check, and a file that is
-replaced or modified has another size or modification time, hence another folder, so it is checked and
-decoded afresh. A copy that cannot be read back whole, with the right dtype and rank, is made again.
+Decoded copies: decompressing and hashing the training images on every run is slow next to loading a
+decoded copy (numbers: docs/PERFORMANCE.md, "Decoded MNIST copies"). So the first read of a file keeps
+the decoded array as a ``.npy`` file in the cache, in the folder :func:`.download.derived_dir` names after
+the file (its path, size and modification time), written atomically; later reads load that copy and skip
+both steps. The copy is trusted as the file it was made from: it was made only after that file's content
+passed its MD5 check, and a file that is replaced or modified has another size or modification time,
+hence another folder, so it is checked and decoded afresh. A copy that cannot be read back whole, with
+the right dtype and rank, is made again.
 """
 from __future__ import annotations
 
