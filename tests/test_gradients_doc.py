@@ -107,7 +107,7 @@ def test_multi_line_docstrings_are_split_into_forward_and_gradient(ops):
     by_name = {op.name: op for op in ops}
     conv = by_name["Conv2d"]
     assert any(line.startswith("y[n, g] = W[g] @ col[g][:, n] + b") for line in conv.forward)
-    assert [line.split("=")[0].strip() for line in conv.gradient] == ["gb", "gW[g]", "gx"]
+    assert [line.split("=")[0].strip() for line in conv.gradient] == ["gx", "gW[g]", "gb"]
     assert conv.saved == ["x, W"] and conv.attrs == ["geometry"]
     batch_norm = by_name["BatchNorm"]
     assert "gx = W s (gy - gb / M - xhat gW / M)" in batch_norm.gradient
