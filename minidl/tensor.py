@@ -58,8 +58,9 @@ class device(str):  # noqa: N801 - spelled like ``torch.device``
     prints as, so ``t.device == "cpu"`` holds (PyTorch says False there). minidl drives one GPU, so
     ``device("cuda") == device("cuda:0")``.
 
-    >>> device("cuda" if False else "cpu")
-    device(type='cpu')
+    >>> d = device("cuda:0")  # a value only: no GPU is needed to make one
+    >>> d, d.type, d.index, d == device("cuda")
+    (device(type='cuda', index=0), 'cuda', 0, True)
     """
 
     def __new__(cls, type, index: int | None = None):  # noqa: A002 - torch.device's argument name
