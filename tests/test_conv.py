@@ -156,6 +156,18 @@ def test_winograd_conv_transpose2d_matches_torch(torch, rng, winograd_calls, cas
     assert sorted(winograd_calls) == ["conv_grad_input", "conv_grad_weight", "conv_output"]
 
 
+@pytest.mark.parametrize("size, m", [((2, 2), 2), ((8, 7), 4), ((4, 9), 4)])
+def test_winograd_each_tiling_gradchecks_and_matches_torch(torch, rng, winograd_calls, size, m):
+    """Both tile sizes, each picked on purpose: F(2x2, 3x3) on a 2x2 output, F(4x4, 3x3) on larger ones
+    (outputs not a multiple of 4, so the last tiles are partly outside)."""
+    assert winograd.tiling(*size).m == m
+    cfg = dict(x=(2, 3, *size), W=(4, 3, 3, 3), b=(4,), kwargs=dict(padding=1))
+    inputs = [t for t in make_inputs(rng, cfg) if t is not None]
+    assert mdl.gradcheck(lambda *a: conv2d(*a, padding=1), inputs)
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    assert "conv_grad_weight" in winograd_calls
+
+
 @pytest.mark.parametrize("case", range(4))
 def test_winograd_gradcheck(rng, winograd_calls, case):
     cfg = winograd_config(rng)

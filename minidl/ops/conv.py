@@ -101,8 +101,13 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
-        gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
+        if need_x and need_W and not _winograd(W, ctx.geometry, x):
+            # The same two products in one pass of the engine, each block of gy transposed once for both.
+            _, gx, gW, _ = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x, W=W, gy=gy,
+                                       input_size=x.shape[2:], gx=True, gW=True)
+        else:
+            gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
+            gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
         gb = conv_grad_bias(gy) if need_b else None
         return gx, gW, gb
 
@@ -139,8 +144,13 @@ class ConvTranspose2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        gx = conv_output(gy, W, None, ctx.geometry, x.shape[2:]) if need_x else None
-        gW = conv_grad_weight(gy, x, W, ctx.geometry) if need_W else None
+        if need_x and need_W and not _winograd(W, ctx.geometry, gy):
+            # The same two products in one pass of the engine, from one im2col of gy for both.
+            gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x, y=True,
+                                       gW=True)
+        else:
+            gx = conv_output(gy, W, None, ctx.geometry, x.shape[2:]) if need_x else None
+            gW = conv_grad_weight(gy, x, W, ctx.geometry) if need_W else None
         gb = conv_grad_bias(gy) if need_b else None
         return gx, gW, gb
 
