@@ -104,15 +104,13 @@ def op_cases(more: bool):
 
 def step_case(name: str, batch: int, repeats: int, seconds: float):
     import torch
-    import vs_torch
-    file, cls, kwargs, _, shape, seg = vs_torch.MODELS[name]
-    vs_torch.MODELS[name] = (file, cls, kwargs, batch, shape, seg)
-    m_model, t_model, x, y = vs_torch.build_pair(name)
+    import interleaved as pair
+    m_model, t_model, x, y = pair.build_pair(name, batch)
     m_opt = optim.Adam(m_model.parameters(), lr=1e-3)
     t_opt = torch.optim.Adam(t_model.parameters(), lr=1e-3)
     mx, my, tx, ty = mdl.tensor(x), mdl.tensor(y), torch.from_numpy(x), torch.from_numpy(y)
-    m, t = interleaved([lambda: vs_torch.minidl_step(m_model, m_opt, mx, my),
-                        lambda: vs_torch.torch_step(t_model, t_opt, tx, ty)], repeats, seconds)
+    m, t = interleaved([lambda: pair.minidl_step(m_model, m_opt, mx, my),
+                        lambda: pair.torch_step(t_model, t_opt, tx, ty)], repeats, seconds)
     print(f"{'step ' + name + ' batch ' + str(batch):44s} {m:7.2f} / {t:7.2f}", flush=True)
 
 
@@ -134,8 +132,8 @@ def main(argv=None) -> None:
         for case in op_cases(args.more):
             op_case(*case, args.repeats, args.seconds)
     if args.steps or both:
-        step_case("fashion001", 128, args.repeats, args.seconds)
-        step_case("fashion001", 256, args.repeats, args.seconds)
+        step_case("fashion_001", 128, args.repeats, args.seconds)
+        step_case("fashion_001", 256, args.repeats, args.seconds)
         step_case("lenet", 4, 5 * args.repeats, args.seconds)
 
 

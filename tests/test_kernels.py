@@ -1,4 +1,5 @@
-"""Every Numba kernel of ``minidl.kernels.cpu`` equals its plain-loop twin in ``minidl.kernels.reference``.
+"""Every Numba kernel of ``minidl.kernels.cpu`` equals its plain-loop twin in ``minidl.kernels.reference``,
+or, for batch norm and the ReLUs, the math their Functions write (run on ``use_kernels("reference")``).
 
 Each test draws a random small geometry (batch, channels, image size, kernel, stride, padding, dilation,
 and for im2col/col2im a band of output rows), runs the fast kernel and the reference on copies of the same
@@ -14,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 
+import minidl
+import minidl.nn.functional as F
 from minidl.kernels import cpu, kernels_for, reference
 from minidl.ops.pool import _pool_output_size
 
@@ -185,7 +188,9 @@ def test_kernels_run_without_jit():
         "    k.max_pool2d_forward(x, 3, 2, 2, 2, 1, 0, 1, 1, y, i)\n"
         "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
         "    V = np.empty((16, 2 * 3 * 2 * 3)); k.winograd_input(x, 1, 1, 0, 3, 2, V)\n"
-        "    r = np.empty_like(x); k.leaky_relu_backward(x - 3, x - 2, 0.1, r)\n"
+        "    r = np.empty_like(x)\n"
+        "    if k is cpu: k.leaky_relu_backward(x - 3, x - 2, 0.1, r)\n"
+        "    else: r[...] = np.where(x - 2 > 0, x - 3, (x - 3) * 0.1)  # LeakyReLU's math\n"
         "    print(g.sum(), i.sum(), a.sum(), V.sum(), r.sum())\n"
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
@@ -195,65 +200,82 @@ def test_kernels_run_without_jit():
     assert fast == slow
 
 
+def forward_backward(op, paths, *arrays, gy):
+    """``op`` on Tensors of ``arrays`` and its gradients for the upstream ``gy``, on each kernel path:
+    {path: [output, grad of each array]} (the Functions' math on "reference", their fast twins on "fast")."""
+    results = {}
+    for path in paths:
+        with minidl.use_kernels(path):
+            inputs = [minidl.tensor(a.copy(), requires_grad=True) for a in arrays]
+            y = op(*inputs)
+            y.backward(minidl.tensor(gy))
+        results[path] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    return results
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_batch_norm(rng, case, dtype):
-    """Rows of up to 200 values, so the fast kernel's reordered sums run both their vector loop and its tail."""
+    """The fast twins of BatchNorm's math (kernels.cpu.batch_norm_forward / _backward) against the math the
+    Function writes, on (N, C, L) rows of up to 200 values, so the kernels' reordered sums run both their
+    vector loop and its tail; the running statistics too."""
     N, C = (int(v) for v in rng.integers(1, 5, size=2))
     L = int(rng.integers(1, 200))
+    if N * L == 1:
+        N = 2
     x = (rng.standard_normal((N, C, L)) * 3 + rng.standard_normal(C)[:, None]).astype(dtype)
     W, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
-    outs = {k: [np.empty(C, dtype), np.empty(C, dtype), np.empty_like(x), np.empty_like(x)]
-            for k in ("fast", "ref")}
-    cpu.batch_norm_forward(x, W, b, 1e-5, *outs["fast"])
-    reference.batch_norm_forward(x, W, b, 1e-5, *outs["ref"])
-    for fast, ref in zip(outs["fast"], outs["ref"]):
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    running = {path: [minidl.zeros(C, dtype=dtype), minidl.ones(C, dtype=dtype)] for path in ("fast", "reference")}
+    results = {}
+    for path in ("fast", "reference"):
+        def op(x, W, b):
+            return F.batch_norm(x, *running[path], W, b, training=True)
+        results.update(forward_backward(op, [path], x, W, b, gy=gy))
+    for fast, ref in zip(results["fast"] + [t.numpy() for t in running["fast"]],
+                         results["reference"] + [t.numpy() for t in running["reference"]]):
         assert_sums_close(fast, ref)
-    gy, xhat, scale = rng.standard_normal(x.shape).astype(dtype), outs["ref"][2], W * 0.7
-    for need_x in (True, False):
-        grads = {k: [np.empty(x.shape if need_x else (0, 0, 0), dtype), np.empty(C, dtype), np.empty(C, dtype)]
-                 for k in ("fast", "ref")}
-        cpu.batch_norm_backward(gy, xhat, scale, *grads["fast"])
-        reference.batch_norm_backward(gy, xhat, scale, *grads["ref"])
-        for fast, ref in zip(grads["fast"], grads["ref"]):
-            assert_sums_close(fast, ref)
+
+
+def signed_zeros_and_nans(rng, shape, dtype):
+    """Normal values with NaN, 0.0 and -0.0 scattered in."""
+    x = rng.standard_normal(shape).astype(dtype)
+    kind = rng.random(shape)
+    x[kind < 0.1] = np.nan
+    x[(0.1 <= kind) & (kind < 0.15)] = 0.0
+    x[(0.15 <= kind) & (kind < 0.2)] = -0.0
+    return x
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu(rng, dtype):
-    x = rng.standard_normal((3, 4, 5)).astype(dtype)
-    x[0, 0, :3] = [np.nan, 0.0, -0.0]
-    gy = rng.standard_normal(x.shape).astype(dtype)
-    y, y_ref, gx, gx_ref = (np.empty_like(x) for _ in range(4))
-    cpu.relu_forward(x, y)
-    reference.relu_forward(x, y_ref)
-    np.testing.assert_array_equal(y, y_ref)
-    cpu.relu_backward(gy, y, gx)
-    reference.relu_backward(gy, y_ref, gx_ref)
-    np.testing.assert_array_equal(gx, gx_ref)
+    """The fast twins of ReLU's math, bit-equal to it on random shapes (some empty) with NaN and zeros of
+    both signs; at a NaN the gradient passes, as in PyTorch."""
+    for _ in range(4):
+        shape = tuple(int(n) for n in rng.integers(0, 6, size=rng.integers(1, 5)))
+        x = signed_zeros_and_nans(rng, shape, dtype)
+        gy = rng.standard_normal(shape).astype(dtype)
+        results = forward_backward(F.relu, ("fast", "reference"), x, gy=gy)
+        for fast, ref in zip(results["fast"], results["reference"]):
+            np.testing.assert_array_equal(fast, ref)  # NaN equals NaN here
+        y, gx = results["fast"]
+        assert np.isnan(y[np.isnan(x)]).all()
+        np.testing.assert_array_equal(gx[np.isnan(x)], gy[np.isnan(x)])
 
 
 @pytest.mark.parametrize("negative_slope", [0.01, 0.1, 0.0, -0.5, 1.0, 2.5])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu(rng, dtype, negative_slope):
-    """Random shapes (some empty) with NaN and zeros of both signs in x; bit-equal to the reference, with
-    the slope rounded to the dtype (0.1 is not a float32), of any sign and size."""
+    """Random shapes (some empty) with NaN and zeros of both signs in x; the fast twins bit-equal to
+    LeakyReLU's math, with the slope rounded to the dtype (0.1 is not a float32), of any sign and size."""
     for _ in range(4):
         shape = tuple(int(n) for n in rng.integers(0, 6, size=rng.integers(1, 5)))
-        x = rng.standard_normal(shape).astype(dtype)
-        kind = rng.random(shape)
-        x[kind < 0.1] = np.nan
-        x[(0.1 <= kind) & (kind < 0.15)] = 0.0
-        x[(0.15 <= kind) & (kind < 0.2)] = -0.0
+        x = signed_zeros_and_nans(rng, shape, dtype)
         gy = rng.standard_normal(shape).astype(dtype)
-        y, y_ref, gx, gx_ref = (np.full(shape, 7.0, dtype) for _ in range(4))
-        cpu.leaky_relu_forward(x, negative_slope, y)
-        reference.leaky_relu_forward(x, negative_slope, y_ref)
-        np.testing.assert_array_equal(y, y_ref)  # NaN equals NaN here
-        assert np.isnan(y[np.isnan(x)]).all()
-        cpu.leaky_relu_backward(gy, x, negative_slope, gx)
-        reference.leaky_relu_backward(gy, x, negative_slope, gx_ref)
-        np.testing.assert_array_equal(gx, gx_ref)
+        results = forward_backward(lambda t: F.leaky_relu(t, negative_slope), ("fast", "reference"), x, gy=gy)
+        for fast, ref in zip(results["fast"], results["reference"]):
+            np.testing.assert_array_equal(fast, ref)
+        assert np.isnan(results["fast"][0][np.isnan(x)]).all()
 
 
 def winograd_geometry(rng, m):

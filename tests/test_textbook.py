@@ -163,18 +163,20 @@ def test_conv2d_equals_each_fast_path(rng, monkeypatch, path):
 
 
 def test_relu_at_zero_and_with_infinite_gradient(torch):
-    """relu'(0) = 0 (for -0.0 too), and a gradient of inf where x < 0 gives 0, not inf * 0 = NaN."""
-    x = np.array([-1.0, 0.0, -0.0, 2.0, -3.0])
-    gy = np.array([np.inf, 5.0, 4.0, 1.0, -np.inf])
+    """relu'(0) = 0 (for -0.0 too), a gradient of inf where x < 0 gives 0, not inf * 0 = NaN, and at a NaN
+    input the gradient passes (PyTorch's rule), on the textbook op, the fast one and its reference path."""
+    x = np.array([-1.0, 0.0, -0.0, 2.0, -3.0, np.nan])
+    gy = np.array([np.inf, 5.0, 4.0, 1.0, -np.inf, 7.0])
     grads = []
-    for f in (textbook.relu, F.relu):
+    for f, kernels in ((textbook.relu, "fast"), (F.relu, "fast"), (F.relu, "reference")):
         t = mdl.tensor(x, requires_grad=True)
-        f(t).backward(mdl.tensor(gy))
+        with mdl.use_kernels(kernels):
+            f(t).backward(mdl.tensor(gy))
         grads.append(t.grad.numpy())
     tx = torch.tensor(x, requires_grad=True)
     torch.relu(tx).backward(torch.tensor(gy))
     for g in grads:
-        np.testing.assert_array_equal(g, [0.0, 0.0, 0.0, 1.0, 0.0])
+        np.testing.assert_array_equal(g, [0.0, 0.0, 0.0, 1.0, 0.0, 7.0])
     np.testing.assert_array_equal(tx.grad.numpy(), grads[0])
 
 

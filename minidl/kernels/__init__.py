@@ -1,7 +1,9 @@
 """Inner loops of convolution and pooling, one module per device, and the switch to the textbook loops.
 
-``reference.py`` holds the plain-Python loops that define what every kernel computes; ``cpu.py`` (Numba) and
-``cuda.py`` (CuPy) are fast twins with the same signatures. Ops never import a device module directly: they
+``reference.py`` holds the plain-Python loops that define what the convolution and pooling kernels compute;
+``cpu.py`` (Numba) and ``cuda.py`` (CuPy) are fast twins with the same signatures. Batch norm and the ReLUs
+have no loop twin: their Functions write the math as array expressions (run on the reference path) and
+ask :func:`fast_twin` for the kernel. Ops never import a device module directly: they
 ask :func:`kernels_for` with their array module, so the op code is the same on every device.
 
 :class:`use_kernels` chooses, for NumPy arrays, between the fast kernels (``"fast"``, the default) and the
@@ -76,6 +78,15 @@ def kernels_for(xp) -> ModuleType:
         return cpu
     from . import cuda
     return cuda
+
+
+def fast_twin(xp, name: str):
+    """The fast kernel ``name`` for ``xp``'s arrays (Numba's for NumPy, CUDA's for CuPy), or None on the
+    reference path. Ops whose calculus is a few array expressions (batch norm, the ReLUs) write it in their
+    Function and run it when this is None; the kernel is its fast twin, one pass instead of several."""
+    if xp is np and _chosen == "reference":
+        return None
+    return getattr(kernels_for(xp), name)
 
 
 def serial(kernel):

@@ -1,7 +1,8 @@
 """Numba CPU kernels for convolution and pooling, the fast twins of ``reference.py``.
 
 Same signatures and the same meaning as the reference (read its docstrings first): inputs, the geometry as
-ints, then the output arrays, filled in place. Every kernel is written once and compiled twice by
+ints, then the output arrays, filled in place. The batch norm and ReLU kernels are fast twins of the math
+their Functions write (ops/norm.py, ops/activation.py), which is what the reference path runs. Every kernel is written once and compiled twice by
 :func:`_kernel` (both cached on disk): with ``parallel=True``, where the outer ``prange`` hands each thread
 whole slabs, rows or (n, c) planes of the output it writes, so no two threads ever write the same element
 (no races, no atomics) and the result does not depend on the thread count; and serially, for small
@@ -402,11 +403,11 @@ def relu_forward(x, out):
 @_kernel
 def relu_backward(gy, y, out):
     # One pass, no boolean mask array: NumPy's gy * (y > 0) makes one, and is slower (numbers:
-    # docs/PERFORMANCE.md, "ReLU backward: no mask array").
+    # docs/PERFORMANCE.md, "ReLU backward: no mask array"). A NaN y fails y <= 0: its gradient passes.
     g, o, r = gy.reshape(gy.size), y.reshape(y.size), out.reshape(out.size)
     zero = r.dtype.type(0)
     for i in prange(uint64(g.size)):
-        r[i] = g[i] if o[i] > 0 else zero
+        r[i] = zero if o[i] <= 0 else g[i]
 
 
 @_kernel
@@ -422,7 +423,8 @@ def leaky_relu_forward(x, negative_slope, out):
 
 @_kernel
 def leaky_relu_backward(gy, x, negative_slope, out):
-    # One flat pass over gy and the forward's input x (their signs, not y's, pick the slope: see reference).
+    # One flat pass over gy and the forward's input x (their signs, not y's, pick the slope: see
+    # ops/activation.py, LeakyReLU).
     g, s, r = gy.reshape(gy.size), x.reshape(x.size), out.reshape(out.size)
     slope = r.dtype.type(negative_slope)
     for i in prange(uint64(g.size)):

@@ -302,7 +302,7 @@ def relu_forward(x, out):
 
 def relu_backward(gy, y, out):
     import cupy
-    cupy.multiply(gy, y > 0, out=out)
+    cupy.copyto(out, cupy.where(y <= 0, gy.dtype.type(0), gy))  # a NaN y lets its gradient pass
 
 
 def leaky_relu_forward(x, negative_slope, out):

@@ -12,30 +12,39 @@ import numpy as np
 
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, threads
-from ..kernels import kernels_for, serial
+from ..kernels import fast_twin, serial
 from .checks import KERNEL_DTYPES, check_float, check_kernel_float
 
 
 class ReLU(Function):
     """y = max(x, 0).   gx = gy where y > 0, else 0.
 
-    Memory-bound passes: on the CPU the arrays are split across the cores (``threads.elementwise``), each
-    part run by the kernel's serial compilation (numbers: docs/PERFORMANCE.md, "ReLU split across the
-    cores").
+    A NaN input stays NaN, and its gradient passes through (``y <= 0`` is False for NaN), as in PyTorch.
+    Each method writes the math as one array expression, run on the reference path (``use_kernels``); its
+    fast twin, ``kernels.cpu.relu_forward`` / ``relu_backward``, is one pass with no temporary, split across
+    the cores (``threads.elementwise``) and run by the kernel's serial compilation (numbers:
+    docs/PERFORMANCE.md, "ReLU split across the cores").
     """
 
     def forward(ctx, x):
         xp = get_array_module(x)
-        y = xp.empty(x.shape, dtype=x.dtype)
-        _run(xp, kernels_for(xp).relu_forward, y, xp.ascontiguousarray(x))
+        twin = fast_twin(xp, "relu_forward")
+        if twin is None:
+            y = xp.maximum(x, 0)  # maximum keeps a NaN
+        else:
+            y = xp.empty(x.shape, dtype=x.dtype)
+            _run(xp, twin, y, xp.ascontiguousarray(x))
         ctx.save_for_backward(y)
         return y
 
     def backward(ctx, gy):
         y, = ctx.saved
         xp = get_array_module(gy)
+        twin = fast_twin(xp, "relu_backward")
+        if twin is None:
+            return xp.where(y <= 0, 0, gy)  # not gy * (y > 0): an inf in gy times 0 would give NaN
         gx = xp.empty(y.shape, dtype=gy.dtype)
-        _run(xp, kernels_for(xp).relu_backward, gx, xp.ascontiguousarray(gy), y)
+        _run(xp, twin, gx, xp.ascontiguousarray(gy), y)
         return gx
 
 
@@ -53,14 +62,20 @@ class LeakyReLU(Function):
 
     The backward asks the sign of the input x, so x is what is saved: with a slope a <= 0 the sign of y
     would not tell the two sides apart. NaN is not > 0, so it goes through a*x and stays NaN (PyTorch's
-    rule). One pass each way, split across the cores as ReLU's.
+    rule). The slope is rounded to x's dtype, as PyTorch does. The math is one expression each way; the
+    fast twins (``kernels.cpu.leaky_relu_forward`` / ``leaky_relu_backward``) are one pass each, split across
+    the cores as ReLU's.
     """
 
     def forward(ctx, x, negative_slope):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
-        y = xp.empty(x.shape, dtype=x.dtype)
-        _run(xp, kernels_for(xp).leaky_relu_forward, y, x, negative_slope=negative_slope)
+        twin = fast_twin(xp, "leaky_relu_forward")
+        if twin is None:
+            y = xp.where(x > 0, x, x * x.dtype.type(negative_slope))
+        else:
+            y = xp.empty(x.shape, dtype=x.dtype)
+            _run(xp, twin, y, x, negative_slope=negative_slope)
         ctx.save_for_backward(x)
         ctx.negative_slope = negative_slope
         return y
@@ -68,9 +83,11 @@ class LeakyReLU(Function):
     def backward(ctx, gy):
         x, = ctx.saved
         xp = get_array_module(gy)
+        twin = fast_twin(xp, "leaky_relu_backward")
+        if twin is None:
+            return xp.where(x > 0, gy, gy * gy.dtype.type(ctx.negative_slope))
         gx = xp.empty(x.shape, dtype=gy.dtype)
-        _run(xp, kernels_for(xp).leaky_relu_backward, gx, xp.ascontiguousarray(gy), x,
-             negative_slope=ctx.negative_slope)
+        _run(xp, twin, gx, xp.ascontiguousarray(gy), x, negative_slope=ctx.negative_slope)
         return gx
 
 

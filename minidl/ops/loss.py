@@ -23,21 +23,7 @@ from .elementwise import sum_to
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-# ----------------------------------------------------------------------------------------- helpers
-def _reduction(op: str, reduction: str, size_average, reduce) -> str:
-    """Check ``reduction``; translate PyTorch's deprecated ``size_average``/``reduce`` flags like PyTorch."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        reduction = ("mean" if size_average else "sum") if reduce else "none"
-        warnings.warn(f"{op}: size_average and reduce args will be deprecated, please use "
-                      f"reduction='{reduction}' instead.", stacklevel=3)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; expected 'none', 'mean' or "
-                         f"'sum'")
-    return reduction
-
-
+# ----------------------------------------------------------------------------------------- math helpers
 def _reduce(loss, reduction: str, count=None):
     """Apply ``reduction`` to per-position losses; 'mean' divides by ``count`` (default: their number)."""
     if reduction == "none":
@@ -75,36 +61,6 @@ def _target_weights(xp, t, weight, ignore_index: int, dtype):
     t_safe = xp.where(valid, t, 0)
     w_t = valid.astype(dtype) if weight is None else weight[t_safe] * valid
     return t_safe, w_t
-
-
-def _check_class_target(op: str, input, target, weight, ignore_index: int) -> None:
-    """Class-index target checks: integer dtype, shape (N, *) for input (N, C, *), values in [0, C)."""
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: expected a target of class indices with an integer dtype (int64), got dtype "
-                        f"{target.dtype} (target of shape {tuple(target.shape)}, input of shape "
-                        f"{tuple(input.shape)})")
-    C = input.shape[0] if input.ndim == 1 else input.shape[1]
-    expected = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(f"{op}: expected target of shape {expected} for input of shape {tuple(input.shape)}, "
-                         f"got target of shape {tuple(target.shape)}")
-    if weight is not None and tuple(weight.shape) != (C,):
-        raise ValueError(f"{op}: weight should be defined for all {C} classes, got weight of shape "
-                         f"{tuple(weight.shape)} for input of shape {tuple(input.shape)}")
-    if target.device != input.device:
-        raise RuntimeError(f"{op}: target is on {target.device} but input is on {input.device}")
-    t = target.array
-    bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if bad.any():
-        value = int(t[bad].reshape(-1)[0])
-        raise IndexError(f"{op}: target {value} is out of bounds: expected class indices in [0, {C - 1}] (input "
-                         f"of shape {tuple(input.shape)}) or ignore_index={ignore_index}")
-
-
-def _no_grad_argument(op: str, name: str, t) -> None:
-    if t is not None and t.requires_grad and is_grad_enabled():
-        raise RuntimeError(f"{op}: {name} is not differentiable (as in PyTorch); it cannot have "
-                           f"requires_grad=True (pass {name}.detach())")
 
 
 # ----------------------------------------------------------------------------------------- functions
@@ -469,6 +425,51 @@ class KLDiv(Function):
 
 
 # ----------------------------------------------------------------------------------------- public API
+# Argument checks first, then the functions, each of which checks its arguments and calls its Function.
+def _reduction(op: str, reduction: str, size_average, reduce) -> str:
+    """Check ``reduction``; translate PyTorch's deprecated ``size_average``/``reduce`` flags like PyTorch."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = ("mean" if size_average else "sum") if reduce else "none"
+        warnings.warn(f"{op}: size_average and reduce args will be deprecated, please use "
+                      f"reduction='{reduction}' instead.", stacklevel=3)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; expected 'none', 'mean' or "
+                         f"'sum'")
+    return reduction
+
+
+def _check_class_target(op: str, input, target, weight, ignore_index: int) -> None:
+    """Class-index target checks: integer dtype, shape (N, *) for input (N, C, *), values in [0, C)."""
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: expected a target of class indices with an integer dtype (int64), got dtype "
+                        f"{target.dtype} (target of shape {tuple(target.shape)}, input of shape "
+                        f"{tuple(input.shape)})")
+    C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    expected = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{op}: expected target of shape {expected} for input of shape {tuple(input.shape)}, "
+                         f"got target of shape {tuple(target.shape)}")
+    if weight is not None and tuple(weight.shape) != (C,):
+        raise ValueError(f"{op}: weight should be defined for all {C} classes, got weight of shape "
+                         f"{tuple(weight.shape)} for input of shape {tuple(input.shape)}")
+    if target.device != input.device:
+        raise RuntimeError(f"{op}: target is on {target.device} but input is on {input.device}")
+    t = target.array
+    bad = (t != ignore_index) & ((t < 0) | (t >= C))
+    if bad.any():
+        value = int(t[bad].reshape(-1)[0])
+        raise IndexError(f"{op}: target {value} is out of bounds: expected class indices in [0, {C - 1}] (input "
+                         f"of shape {tuple(input.shape)}) or ignore_index={ignore_index}")
+
+
+def _no_grad_argument(op: str, name: str, t) -> None:
+    if t is not None and t.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"{op}: {name} is not differentiable (as in PyTorch); it cannot have "
+                           f"requires_grad=True (pass {name}.detach())")
+
+
 def _batched(input, target):
     """An unbatched (C,) input becomes (1, C) and its target gains the batch axis too."""
     return input.reshape(1, *input.shape), target.reshape(1, *target.shape)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..backend import get_array_module
-from ..kernels import kernels_for
+from ..kernels import fast_twin
 from .checks import check_float, check_kernel_float, check_same_dtype
 
 
@@ -30,55 +30,73 @@ class BatchNorm(Function):
     Eval (running statistics: a fixed per-channel affine map):
         s = 1 / sqrt(running_var + eps),  xhat = (x - running_mean) s,  y = W xhat + b
         gx = W s gy,  gW = sum gy xhat,  gb = sum gy
+
+    The methods write these formulas as array expressions, which run on the reference path
+    (``use_kernels``); in training mode ``kernels.cpu.batch_norm_forward`` / ``batch_norm_backward`` are their
+    fast twins, which compute the same per channel in a few passes, without the temporaries, in threads.
     """
 
     def forward(ctx, x, W=None, b=None, running_mean=None, running_var=None, use_batch_stats=True,
                 momentum=0.1, eps=1e-5):
         xp = get_array_module(x)
         C = x.shape[1]
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, C) + (1,) * (x.ndim - 2)
+        axes = (0,) + tuple(range(2, x.ndim))  # the reduced axes: every axis but the channels'
+        shape = (1, C) + (1,) * (x.ndim - 2)  # a (C,) vector broadcast along axis 1
         M = x.size // C
+        W1 = xp.ones(C, x.dtype) if W is None else W
+        b0 = xp.zeros(C, x.dtype) if b is None else b
         if use_batch_stats:
-            # One kernel (kernels.batch_norm_forward): per channel, the mean, the variance around it, then
-            # xhat and y, all on (N, C, L) with L the spatial positions.
-            x3 = xp.ascontiguousarray(x).reshape(x.shape[0], C, M // max(x.shape[0], 1))
-            mu, var = xp.empty(C, dtype=x.dtype), xp.ones(C, dtype=x.dtype)
-            xhat, y = xp.empty_like(x3), xp.empty_like(x3)
-            if M:  # an empty batch (M = 0) has no statistics: empty output, running ones untouched (PyTorch)
-                kernels_for(xp).batch_norm_forward(x3, xp.ones(C, x.dtype) if W is None else W,
-                                                   xp.zeros(C, x.dtype) if b is None else b, eps, mu, var, xhat, y)
+            twin = fast_twin(xp, "batch_norm_forward")
+            if not M:  # an empty batch has no statistics: empty output, running ones untouched (PyTorch)
+                mu, var, xhat = xp.zeros(C, x.dtype), xp.ones(C, x.dtype), x
+                y = xp.empty_like(x)
+            elif twin is None:
+                mu = x.mean(axis=axes)
+                var = ((x - mu.reshape(shape)) ** 2).mean(axis=axes)
+                xhat = (x - mu.reshape(shape)) / xp.sqrt(var + eps).reshape(shape)
+                y = W1.reshape(shape) * xhat + b0.reshape(shape)
+            else:  # the fast twin of the four lines above: per channel in threads, float64 sums
+                x3 = xp.ascontiguousarray(x).reshape(x.shape[0], C, M // x.shape[0])
+                mu, var, xhat, y = xp.empty(C, x.dtype), xp.empty(C, x.dtype), xp.empty_like(x3), xp.empty_like(x3)
+                twin(x3, W1, b0, eps, mu, var, xhat, y)
+                xhat, y = xhat.reshape(x.shape), y.reshape(x.shape)
             s = 1 / xp.sqrt(var + eps)
             if running_mean is not None and M:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mu
                 running_var *= 1 - momentum
                 running_var += (momentum * M / (M - 1)) * var
-            y = y.reshape(x.shape)
             ctx.save_for_backward(xhat, s, W)
         else:
             s = 1 / xp.sqrt(running_var + eps)
-            scale = s if W is None else W * s
-            shift = -running_mean * scale if b is None else b - running_mean * scale
+            scale = W1 * s
             y = x * scale.reshape(shape)
-            y += shift.reshape(shape)
+            y += (b0 - running_mean * scale).reshape(shape)
             ctx.save_for_backward(x, s, W, running_mean)
-        ctx.use_batch_stats, ctx.axes, ctx.shape, ctx.M = use_batch_stats, axes, shape, M
+        ctx.use_batch_stats, ctx.axes, ctx.shape, ctx.M = use_batch_stats, axes, shape, max(M, 1)
         return y
 
     def backward(ctx, gy):
         need_x, need_W, need_b = ctx.needs_input_grad
-        axes, shape = ctx.axes, ctx.shape
+        axes, shape, M = ctx.axes, ctx.shape, ctx.M
+        xp = get_array_module(gy)
         gx = gW = gb = None
         if ctx.use_batch_stats:
             xhat, s, W = ctx.saved
-            xp = get_array_module(gy)
-            C = xhat.shape[1]
-            gb, gW = xp.empty(C, dtype=gy.dtype), xp.empty(C, dtype=gy.dtype)
-            gx = xp.empty(xhat.shape if need_x else (0, 0, 0), dtype=gy.dtype)
-            kernels_for(xp).batch_norm_backward(xp.ascontiguousarray(gy).reshape(xhat.shape), xhat,
-                                                s if W is None else W * s, gx, gW, gb)
-            gx = gx.reshape(gy.shape) if need_x else None
+            scale = s if W is None else W * s
+            twin = fast_twin(xp, "batch_norm_backward")
+            if twin is None or not gy.size:
+                gb = gy.sum(axis=axes)
+                gW = (gy * xhat).sum(axis=axes)
+                if need_x:
+                    gx = scale.reshape(shape) * (gy - (gb / M).reshape(shape) - xhat * (gW / M).reshape(shape))
+            else:  # the fast twin of the three lines above: two passes per channel, threads over channels
+                N, C = xhat.shape[:2]
+                g3 = xp.ascontiguousarray(gy).reshape(N, C, -1)
+                gb, gW = xp.empty(C, dtype=gy.dtype), xp.empty(C, dtype=gy.dtype)
+                gx = xp.empty(g3.shape if need_x else (0, 0, 0), dtype=gy.dtype)
+                twin(g3, xhat.reshape(g3.shape), scale, gx, gW, gb)
+                gx = gx.reshape(gy.shape) if need_x else None
         else:
             x, s, W, running_mean = ctx.saved
             if need_x:

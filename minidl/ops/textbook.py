@@ -180,15 +180,15 @@ class TextbookBatchNorm(Function):
 
 
 class TextbookReLU(Function):
-    """y = max(x, 0).   gx = gy where x > 0, else 0."""
+    """y = max(x, 0).   gx = gy where x > 0, else 0 (at a NaN x, gy passes, as in PyTorch)."""
 
     def forward(ctx, x):
-        ctx.save_for_backward(x > 0)
+        ctx.save_for_backward(x <= 0)  # False at NaN
         return np.maximum(x, 0)
 
     def backward(ctx, gy):
-        positive, = ctx.saved
-        return np.where(positive, gy, 0)  # not gy * positive: an inf in gy times 0 would give NaN
+        blocked, = ctx.saved
+        return np.where(blocked, 0, gy)  # not gy * mask: an inf in gy times 0 would give NaN
 
 
 # ------------------------------------------------------------------------------------- on Tensors
