@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so ``models`` and ``minidl`` import when a script is run from anywhere
 
-from minidl import training  # noqa: E402
+from minidl import distributed, training  # noqa: E402
 from minidl.backend import cuda_is_available  # noqa: E402
 from minidl.data.datasets.download import (CorruptFileError, DatasetNotFoundError, DownloadError,  # noqa: E402
                                            cache_home)
@@ -250,6 +250,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None,
     """
     args = parser.parse_args(argv)
     given = _given_flags(parser, argv, args)
+    rank, world = _start_distributed(parser, args)
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite contradict each other: --resume continues the run in --out, "
                      "--overwrite replaces it; pass one of them")
@@ -262,11 +263,56 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None,
             training.TrainingDiverged, training.ResumeError, KeyboardInterrupt) as err:
         if args.debug:
             traceback.print_exc()
+        where = f" (rank {rank} of {world}; every rank is stopped)" if world > 1 else ""
         if isinstance(err, KeyboardInterrupt):
-            print(f"{parser.prog}: interrupted. {_after_interrupt(args.out)}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"{parser.prog}: error: {_explain(err)}", file=sys.stderr)
-        return err.exit_code if isinstance(err, ExperimentError) else EXIT_ERROR
+            print(f"{parser.prog}: interrupted{where}. {_after_interrupt(args.out)}", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+        else:
+            print(f"{parser.prog}: error{where}: {_explain(err)}", file=sys.stderr)
+            code = err.exit_code if isinstance(err, ExperimentError) else EXIT_ERROR
+        if world > 1:
+            sys.stderr.flush()
+            distributed.abort(code)
+        return code
+
+
+def _start_distributed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[int, int]:
+    """Under ``mpirun -n N``: join the MPI world (minidl.distributed) and return (rank, N); else (0, 1).
+
+    Every rank runs the whole script; ``training.fit`` splits each batch among them and ``evaluate`` the test
+    set. Rank 0 writes the run folder (--out, --tensorboard) and prints; the other ranks write into a private
+    temporary copy of it (the files of the run being resumed copied in, so that they resume alike), removed
+    at exit, and print nothing but errors. ``--batch-size`` stays the global batch: it must divide by N.
+    """
+    if not distributed.launched_by_mpi():
+        return 0, 1
+    if not distributed.is_available():
+        parser.error("this script was started by mpirun, but mpi4py is missing: pip install -e \".[distributed]\"")
+    distributed.init_process_group()
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    batch = getattr(args, "batch_size", None)
+    if isinstance(batch, int) and batch % world:
+        if rank == 0:
+            print(f"{parser.prog}: error: argument --batch-size: the global batch {batch} does not split evenly "
+                  f"among the {world} ranks of mpirun: pass a multiple of {world}", file=sys.stderr)
+        distributed.barrier()
+        distributed.abort(EXIT_USAGE)
+    if rank != 0:
+        scratch = Path(tempfile.mkdtemp(prefix=f"minidl-rank{rank}-"))
+        import atexit
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        run = scratch / "run"
+        run.mkdir()
+        if args.resume and Path(args.out).is_dir():
+            for entry in Path(args.out).iterdir():
+                if entry.is_file():
+                    shutil.copy2(entry, run / entry.name)
+        args.out = run
+        if getattr(args, "tensorboard", None):
+            args.tensorboard = str(scratch / "tensorboard")
+        args.no_progress = True
+        sys.stdout = open(os.devnull, "w")
+    return rank, world
 
 
 def _given_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
@@ -571,7 +617,7 @@ class RunFolder:
                 print(f"--overwrite: deleting the run in {self.path}")
                 for entry in self.path.iterdir():
                     shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-            config = {"script": self.script, **flags, "machine": machine(), "data": data}
+            config = {"script": self.script, **flags, "machine": machine(), "data": data, **_distributed_config(args)}
         else:
             saved_data = self.saved.get("data", _plain(data))  # a config.json that does not record them passes
             if saved_data != _plain(data):
@@ -590,6 +636,19 @@ class RunFolder:
             config = {**self.saved, **flags, "resumes": resumes}
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, config)
+
+
+def _distributed_config(args: argparse.Namespace) -> dict:
+    """For config.json under mpirun: the ranks, and the global and per-rank batch and the learning rate."""
+    rank, world = distributed.rank_and_size()
+    if world == 1:
+        return {}
+    batch = getattr(args, "batch_size", None)
+    return {"distributed": {"world_size": world, "global_batch_size": batch,
+                            "batch_size_per_rank": batch // world if isinstance(batch, int) else None,
+                            "lr": getattr(args, "lr", None),
+                            "note": "the learning rate is the single-process one: the ranks' batches make up "
+                                    "the global batch, averaged as one"}}
 
 
 def open_sweep_folder(top: Path, args: argparse.Namespace, script: str) -> None:

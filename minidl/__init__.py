@@ -31,6 +31,7 @@ from .summary import summary
 from .tensor import Tensor, device, get_default_dtype, set_default_dtype, tensor
 
 _threads.configure()  # before any kernel or BLAS call: see minidl/backend/threads.py
+set_num_threads, get_num_threads = _threads.set_num_threads, _threads.get_num_threads
 _allocator.configure()  # reuse large blocks between steps: see minidl/backend/allocator.py
 
 # ------------------------------------------------------------------------------------------ dtypes
@@ -195,11 +196,11 @@ __all__ = sorted(name for name in ["Function", "Generator", "Size", "Tensor", "a
                                    "backends", "cat", "concatenate", "cuda", "device", "double", "einsum", "empty",
                                    "empty_like", "enable_grad", "eye", "finfo", "float16", "float32", "float64",
                                    "from_numpy", "full", "full_like", "get_default_dtype", "get_rng_state",
-                                   "gradcheck", "half", "iinfo", "inference_mode", "int8", "int16", "int32", "int64",
+                                   "get_num_threads", "gradcheck", "half", "iinfo", "inference_mode", "int8", "int16", "int32", "int64",
                                    "is_grad_enabled", "is_tensor", "kernels_in_use", "linspace", "load", "long", "manual_seed",
                                    "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn",
                                    "randn_like", "randperm", "save", "set_default_dtype", "set_grad_enabled",
-                                   "set_rng_state", "short", "stack", "summary", "tensor", "uint8", "use_kernels", "where",
+                                   "set_num_threads", "set_rng_state", "short", "stack", "summary", "tensor", "uint8", "use_kernels", "where",
                                    "zeros",
                                    "zeros_like", *_METHOD_FUNCTIONS]
                  if not hasattr(_builtins, name))
@@ -208,7 +209,8 @@ __all__ = sorted(name for name in ["Function", "Generator", "Size", "Tensor", "a
 def __getattr__(name):
     # Submodules that pull in heavier code load on first use: minidl.nn, minidl.optim, minidl.viz, ...
     import importlib
-    if name in ("nn", "optim", "data", "viz", "metrics", "training", "serialization", "kernels", "utils"):
+    if name in ("nn", "optim", "data", "viz", "metrics", "training", "serialization", "kernels", "utils",
+                "distributed"):
         return importlib.import_module(f".{name}", __name__)
     if name in ("save", "load"):  # torch.save / torch.load
         return getattr(importlib.import_module(".serialization", __name__), name)

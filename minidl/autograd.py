@@ -257,16 +257,65 @@ def _topological_order(root_node):
     return order
 
 
+_queued_callbacks: list = []
+
+
+def queue_callback(fn) -> None:
+    """Call ``fn()`` once the backward pass now running has finished (PyTorch's
+    ``Variable._execution_engine.queue_callback``); DistributedDataParallel averages gradients there."""
+    _queued_callbacks.append(fn)
+
+
+def run_queued_callbacks(finished: bool = True) -> None:
+    """Run the callbacks queued during the backward pass that has just ``finished``; forget them unrun when
+    it failed midway."""
+    callbacks = list(_queued_callbacks)
+    _queued_callbacks.clear()
+    if finished:
+        for fn in callbacks:
+            fn()
+
+
 def run_backward(root, gy, retain_graph: bool = False) -> None:
     """Backpropagate ``gy`` (an array shaped like ``root``) through the graph that produced ``root``."""
+    try:
+        _run_backward(root, gy, retain_graph)
+    except BaseException:
+        run_queued_callbacks(finished=False)
+        raise
+    run_queued_callbacks()
+
+
+def _run_backward(root, gy, retain_graph: bool) -> None:
     node0 = root.grad_fn
     _check_not_freed(node0)
+    order = _topological_order(node0)
     pending = {node0: [None] * len(node0.outputs_meta)}
     pending[node0][root._output_index] = gy
+    # A leaf that several nodes use gets the sum of their gradients, accumulated into its .grad once, after
+    # the last of them (PyTorch's AccumulateGrad): its hooks see one gradient per backward pass.
+    uses: dict = {}
+    for node in order:
+        for t, need in zip(node.inputs, node.needs_input_grad):
+            if need and t.grad_fn is None:
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    leaf_sums: dict = {}
+
+    def reach_leaf(t, gx) -> None:  # one of the leaf's uses is done; gx None: it sent no gradient
+        key = id(t)
+        if gx is not None:
+            leaf_sums[key] = gx if key not in leaf_sums else leaf_sums[key] + gx
+        uses[key] -= 1
+        if uses[key] == 0 and key in leaf_sums:
+            t._accumulate_grad(leaf_sums.pop(key))
+
     with no_grad():
-        for node in _topological_order(node0):
+        for node in order:
             gys = pending.pop(node, None)
             if gys is None:  # reachable, but every path to it carried no gradient
+                for t, need in zip(node.inputs, node.needs_input_grad):
+                    if need and t.grad_fn is None:
+                        reach_leaf(t, None)
                 if not retain_graph:
                     node._free()
                 continue
@@ -279,18 +328,20 @@ def run_backward(root, gy, retain_graph: bool = False) -> None:
             gxs = node.backward(*gys)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
+            gxs = gxs + (None,) * (len(node.inputs) - len(gxs))
             for t, gx, need in zip(node.inputs, gxs, node.needs_input_grad):
-                if not need or gx is None:
+                if not need:
                     continue
-                if gx.shape != t.array.shape:
-                    raise RuntimeError(
-                        f"{type(node).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
-                        f"for an input of shape {tuple(t.array.shape)}")
-                if gx.dtype != t.array.dtype:
-                    gx = gx.astype(t.array.dtype)
+                if gx is not None:
+                    if gx.shape != t.array.shape:
+                        raise RuntimeError(
+                            f"{type(node).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
+                            f"for an input of shape {tuple(t.array.shape)}")
+                    if gx.dtype != t.array.dtype:
+                        gx = gx.astype(t.array.dtype)
                 if t.grad_fn is None:
-                    t._accumulate_grad(gx)
-                else:
+                    reach_leaf(t, gx)
+                elif gx is not None:
                     slots = pending.get(t.grad_fn)
                     if slots is None:
                         slots = pending[t.grad_fn] = [None] * len(t.grad_fn.outputs_meta)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
+from typing import Callable
 
 import numpy as np
 
@@ -181,6 +182,17 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
                "bool": "BoolTensor"}
 
 
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: list, hook) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 class Tensor:
     """An n-dimensional array with automatic differentiation.
 
@@ -190,7 +202,8 @@ class Tensor:
         requires_grad: record operations on this tensor so ``backward()`` can fill its ``.grad``.
     """
 
-    __slots__ = ("array", "grad", "grad_fn", "requires_grad", "_output_index", "_version_counter", "__weakref__")
+    __slots__ = ("array", "grad", "grad_fn", "requires_grad", "_output_index", "_version_counter",
+                 "_post_accumulate_grad_hooks", "__weakref__")
     __array_priority__ = 1000  # so ``ndarray + Tensor`` calls Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
@@ -374,6 +387,7 @@ class Tensor:
                 raise RuntimeError(f"backward: gradient has shape {gy.shape}, expected {self.shape}")
         if self.grad_fn is None:
             self._accumulate_grad(gy)
+            run_queued_callbacks()
         else:
             run_backward(self, gy, retain_graph)
 
@@ -385,6 +399,24 @@ class Tensor:
             self.grad = Tensor(g.copy())
         else:
             self.grad = Tensor(self.grad.array + g)
+        for hook in getattr(self, "_post_accumulate_grad_hooks", ()):
+            hook(self)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]):
+        """Call ``hook(self)`` each time backward has accumulated a gradient into this leaf's ``.grad``
+        (PyTorch's name). ``DistributedDataParallel`` uses it to start averaging gradients as they arrive.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors have an accumulated .grad; "
+                               "this tensor has a grad_fn")
+        if not hasattr(self, "_post_accumulate_grad_hooks"):
+            self._post_accumulate_grad_hooks = []
+        hooks = self._post_accumulate_grad_hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's array (and its version counter), cut from the graph."""
@@ -1354,7 +1386,7 @@ def tensor(data, dtype=None, requires_grad: bool = False, device: str = "cpu") -
 
 from . import random as _random  # noqa: E402
 from .autograd import is_grad_enabled as _is_grad_enabled  # noqa: E402
-from .autograd import run_backward  # noqa: E402
+from .autograd import run_backward, run_queued_callbacks  # noqa: E402
 from .ops import activation as _activation  # noqa: E402
 from .ops import elementwise as _ops  # noqa: E402
 from .ops import matmul as _matmul  # noqa: E402

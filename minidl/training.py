@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from . import distributed as _distributed
 from . import random as _random
 from . import serialization
 from .autograd import no_grad
@@ -297,6 +298,11 @@ def evaluate(model, loader, loss_fn: Callable | None = None, *, device: str | No
         An :class:`EvalResult`.
     """
     device = normalize_device(device) if device is not None else _model_device(model)
+    sharded = None
+    if _distributed.rank_and_size()[1] > 1:  # under MPI: each rank evaluates its slice, the sums are shared
+        sharded = _distributed.shard_evaluation_loader(loader)
+        loader = loader if sharded is None else sharded
+        progress = progress and _distributed.get_rank() == 0
     ignore_index = _ignore_index(loss_fn)
     was_training = getattr(model, "training", False)
     model.eval()
@@ -325,6 +331,13 @@ def evaluate(model, loader, loss_fn: Callable | None = None, *, device: str | No
                     scores.append(np.array(to_numpy(out.array)))
     finally:
         model.train(was_training)
+    if sharded is not None:
+        loss_sum, n, correct, counted = _distributed.all_sum(np.array([loss_sum, n, correct, counted],
+                                                                      dtype=np.float64)).tolist()
+        n, correct, counted = int(n), int(correct), int(counted)
+        class_scores = bool(_distributed.all_sum(np.array([0 if class_scores else 1], np.int64))[0] == 0)
+        preds, targets = _gathered(preds), _gathered(targets)
+        scores = _gathered(scores) if keep_scores else scores
     if n == 0:
         raise ValueError("evaluate: the loader yielded no batch")
     return EvalResult(
@@ -335,6 +348,12 @@ def evaluate(model, loader, loss_fn: Callable | None = None, *, device: str | No
         scores=np.concatenate(scores) if keep_scores else None,
         num_samples=n,
         seconds=time.perf_counter() - start)
+
+
+def _gathered(parts: list) -> list:
+    """Every rank's arrays (concatenated per rank), in rank order: the whole evaluation's, in its order."""
+    mine = np.concatenate(parts) if parts else np.empty(0)
+    return [a for a in _distributed.all_gather(mine) if a.size]
 
 
 # ----------------------------------------------------------------------------------- checkpoints
@@ -544,6 +563,11 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
     if resume and checkpoint_path is None:
         raise ValueError("fit: resume=True needs a checkpoint: pass checkpoint_path= or out_dir=")
     metrics = dict(metrics or {})
+    rank, world = _distributed.rank_and_size()
+    if world > 1:  # under MPI: data-parallel over the ranks, and only rank 0 writes or talks
+        train_loader = _distributed.shard_training_loader(train_loader)
+        if rank != 0:
+            log, progress, out_dir, on_epoch = (lambda message: None), False, None, None
 
     if checkpoint_path is not None:
         removed = _remove_stale_temporaries(checkpoint_path)
@@ -583,11 +607,14 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
 
     ignore_index = _ignore_index(loss_fn)
     num_batches = _len_or_none(train_loader)
+    step_model = model
+    if world > 1 and not isinstance(model, _distributed.DistributedDataParallel):
+        step_model = _distributed.DistributedDataParallel(model)  # after a resume restored rank 0's weights
     epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
             batch_scheduler = scheduler if scheduler_interval == "batch" else None
-            row = _train_epoch(model, loss_fn, optimizer, batch_scheduler, train_loader, epoch, epochs, device,
+            row = _train_epoch(step_model, loss_fn, optimizer, batch_scheduler, train_loader, epoch, epochs, device,
                                ignore_index, num_batches, progress, log, log_every, history, checkpoint_path,
                                saved_epoch)
             seconds = row["train_seconds"]
@@ -621,8 +648,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             if out_dir is not None:
                 history.to_csv(out_dir / METRICS_NAME)
             if checkpoint_path is not None:
-                _save_checkpoint(checkpoint_path, epoch, epochs, model, optimizer, scheduler, history,
-                                 getattr(train_loader, "seed", None))
+                if rank == 0:
+                    _save_checkpoint(checkpoint_path, epoch, epochs, model, optimizer, scheduler, history,
+                                     getattr(train_loader, "seed", None))
                 saved_epoch = epoch
     except KeyboardInterrupt:
         if checkpoint_path is None:
@@ -686,6 +714,10 @@ def _train_epoch(model, loss_fn, optimizer, batch_scheduler, loader, epoch, epoc
                 acc = f" acc {100 * correct / counted:.2f}%" if class_scores and counted else ""
                 bar.set_postfix_str(f"loss {loss_sum / n:.4f}{acc} {n / max(elapsed, 1e-9):.0f} img/s",
                                     refresh=False)
+    if _distributed.rank_and_size()[1] > 1:  # the epoch's figures over the whole global batch
+        loss_sum, n, correct, counted = _distributed.all_sum(np.array([loss_sum, n, correct, counted],
+                                                                      dtype=np.float64)).tolist()
+        n, correct, counted = int(n), int(correct), int(counted)
     if n == 0:
         raise ValueError("fit: the training loader yielded no batch")
     train_seconds = time.perf_counter() - start

@@ -113,6 +113,26 @@ def workers() -> int:
     return _workers
 
 
+def set_num_threads(n: int) -> None:
+    """Share minidl's CPU work among ``n`` threads: its own pool and Numba's kernels (PyTorch's
+    ``torch.set_num_threads``). ``minidl.distributed`` gives each of several processes on one machine its
+    share of the cores this way."""
+    global _workers, _pool
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n!r}")
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _workers = n
+
+
+def get_num_threads() -> int:
+    """The number of threads minidl's CPU work is shared among (PyTorch's ``torch.get_num_threads``)."""
+    return _workers
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:

@@ -19,7 +19,7 @@ from ._checks import check_like, check_rank, check_size, check_tensor, count, si
 from .module import Module
 from .parameter import _empty_parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "SyncBatchNorm"]
 
 
 class _BatchNorm(Module):
@@ -134,6 +134,60 @@ class BatchNorm2d(_BatchNorm):
     def _check_input(self, input) -> None:
         check_rank(self, input, (4,), "4-D input (N, C, H, W)")
         check_size(self, input, 1, self.num_features, count(self.num_features, "channel"))
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation with the statistics of the whole batch across the ranks of
+    ``minidl.distributed`` (PyTorch's ``SyncBatchNorm``), for any (N, C, *) input.
+
+    In training each rank normalises its slice of the batch with the mean and variance of the global batch
+    (two Allreduces forward, one backward: ops/norm.py, ``SyncBatchNorm``), so the net trains as one process
+    on the global batch would. Without an initialized process group, or in eval mode, it is a plain batch
+    norm. Arguments as :class:`BatchNorm2d`; ``process_group`` is accepted for PyTorch's signature (minidl
+    has one group, the world). ``SyncBatchNorm.convert_sync_batchnorm(model)`` swaps every batch norm of a
+    model for one of these, keeping its parameters and statistics.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def _check_input(self, input) -> None:
+        check_rank(self, input, (2, 3, 4, 5), "input of 2 to 5 dims (N, C, *)")
+        check_size(self, input, 1, self.num_features, count(self.num_features, "channel"))
+
+    def forward(self, input):
+        from .. import distributed
+        from ..ops.norm import sync_batch_norm
+        if not (self.training and distributed.is_initialized() and distributed.get_world_size() > 1):
+            return super().forward(input)
+        self._check_input(input)
+        check_like(self, input, self.weight if self.affine else self.running_mean)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.array += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.array)
+        return sync_batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias, factor,
+                               self.eps, distributed.all_sum)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
+        """``module`` with every BatchNorm1d/2d inside it replaced by a SyncBatchNorm with the same
+        parameters, buffers and mode (the module itself, if it is one)."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+            for name in ("weight", "bias"):
+                setattr(sync, name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                sync.register_buffer(name, getattr(module, name))
+            sync.train(module.training)
+            return sync
+        for name, child in list(module.named_children()):
+            converted = cls.convert_sync_batchnorm(child, process_group)
+            if converted is not child:
+                setattr(module, name, converted)
+        return module
 
 
 class LayerNorm(Module):

@@ -12,7 +12,7 @@ Learn backprop from minidl: after ``docs/tutorial/`` and ``minidl/autograd.py``,
 - ``matmul.py`` (101 lines): gA = gy @ B^T, gB = A^T @ gy
 - ``textbook.py`` (272 lines): conv2d, max pooling, batch norm and ReLU in plain NumPy, one screen each
 - ``conv.py`` (326 lines): the real convolutions, their math as four named functions
-- ``norm.py`` (181 lines): batch norm's gradient written out, its kernel the fast twin
+- ``norm.py`` (246 lines): batch norm's gradient written out, its kernel the fast twin
 - ``loss.py`` (835 lines): ``CrossEntropy`` first, softmax and the loss in one Function
 
 The speed machinery is kept apart: ``conv_blocks.py`` (the block engine of the convolutions), ``winograd.py``

@@ -5,6 +5,8 @@ Statistics are taken per channel (axis 1) over every other axis, so one op serve
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import fast_twin
@@ -106,6 +108,69 @@ class BatchNorm(Function):
             if need_W:
                 gW = ((gy * x).sum(axis=axes) - running_mean * gb) * s
         return gx, gW if need_W else None, gb if need_b else None
+
+
+class SyncBatchNorm(Function):
+    """Batch normalisation in training mode with the statistics of the whole batch across processes.
+
+    Each of R processes holds a slice x_r (N_r, C, *) of one global batch; ``all_sum(a)`` returns the sum of
+    an array over the processes (an MPI Allreduce). With M = all_sum(M_r) the values per channel in all:
+        mu = all_sum(sum x_r) / M,   var = all_sum(sum (x_r - mu)^2) / M,   s = 1 / sqrt(var + eps)
+        xhat = (x_r - mu) s,   y = W xhat + b                                  (BatchNorm's, globally)
+        gb_r = sum gy_r,   gW_r = sum gy_r xhat                               (this process's share)
+        gx = W s (gy_r - all_sum(gb_r) / M - xhat all_sum(gW_r) / M)
+    The parameter gradients are returned as this process's share: averaging them over the processes (as
+    DistributedDataParallel does with every gradient) gives the single-process gradient of the mean loss.
+    The running statistics are updated with the global mean and unbiased variance on every process.
+    """
+
+    def forward(ctx, x, W, b, running_mean, running_var, momentum, eps, all_sum):
+        xp = get_array_module(x)
+        C = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, C) + (1,) * (x.ndim - 2)
+        M = float(all_sum(xp.array([x.size // C], dtype=np.float64))[0])
+        mu = (all_sum(x.sum(axis=axes, dtype=np.float64)) / M).astype(x.dtype)
+        var = (all_sum(((x - mu.reshape(shape)) ** 2).sum(axis=axes, dtype=np.float64)) / M).astype(x.dtype)
+        s = 1 / xp.sqrt(var + eps)
+        xhat = (x - mu.reshape(shape)) * s.reshape(shape)
+        y = W.reshape(shape) * xhat + b.reshape(shape)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mu
+            running_var *= 1 - momentum
+            running_var += (momentum * M / (M - 1)) * var
+        ctx.save_for_backward(xhat, s, W)
+        ctx.axes, ctx.shape, ctx.M, ctx.all_sum = axes, shape, M, all_sum
+        return y
+
+    def backward(ctx, gy):
+        xhat, s, W = ctx.saved
+        axes, shape, M = ctx.axes, ctx.shape, ctx.M
+        gb_r, gW_r = gy.sum(axis=axes), (gy * xhat).sum(axis=axes)
+        gb, gW = ctx.all_sum(get_array_module(gy).stack([gb_r, gW_r]).astype(np.float64)).astype(gy.dtype)
+        gx = (W * s).reshape(shape) * (gy - (gb / M).reshape(shape) - xhat * (gW / M).reshape(shape))
+        return gx, gW_r, gb_r
+
+
+def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum: float, eps: float, all_sum):
+    """Training-mode batch normalisation over a batch split among processes (see :class:`SyncBatchNorm`);
+    ``nn.SyncBatchNorm`` calls it with ``all_sum`` from ``minidl.distributed``."""
+    if input.ndim < 2:
+        raise ValueError(f"sync_batch_norm: expected input of 2 or more dims (N, C, *), got input of shape "
+                         f"{tuple(input.shape)}")
+    check_float("sync_batch_norm", "input", input)
+    check_same_dtype("sync_batch_norm", input=input, running_mean=running_mean, running_var=running_var,
+                     weight=weight, bias=bias)
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        _check_per_channel(name, t, C, input)
+    xp = get_array_module(input.array)
+    W = weight if weight is not None else xp.ones(C, input.dtype)
+    b = bias if bias is not None else xp.zeros(C, input.dtype)
+    return SyncBatchNorm.apply(input, W, b, None if running_mean is None else running_mean.array,
+                               None if running_var is None else running_var.array, momentum, eps, all_sum)
 
 
 def _check_per_channel(name: str, t, C: int, input) -> None:
