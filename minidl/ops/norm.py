@@ -156,16 +156,7 @@ class SyncBatchNorm(Function):
 def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum: float, eps: float, all_sum):
     """Training-mode batch normalisation over a batch split among processes (see :class:`SyncBatchNorm`);
     ``nn.SyncBatchNorm`` calls it with ``all_sum`` from ``minidl.distributed``."""
-    if input.ndim < 2:
-        raise ValueError(f"sync_batch_norm: expected input of 2 or more dims (N, C, *), got input of shape "
-                         f"{tuple(input.shape)}")
-    check_float("sync_batch_norm", "input", input)
-    check_same_dtype("sync_batch_norm", input=input, running_mean=running_mean, running_var=running_var,
-                     weight=weight, bias=bias)
-    C = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
-        _check_per_channel(name, t, C, input)
+    C = _check_arguments("sync_batch_norm", input, running_mean, running_var, weight, bias)
     xp = get_array_module(input.array)
     W = weight if weight is not None else xp.ones(C, input.dtype)
     b = bias if bias is not None else xp.zeros(C, input.dtype)
@@ -173,11 +164,25 @@ def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum: fl
                                None if running_var is None else running_var.array, momentum, eps, all_sum)
 
 
-def _check_per_channel(name: str, t, C: int, input) -> None:
+def _check_per_channel(op: str, name: str, t, C: int, input) -> None:
     if t is not None and tuple(t.shape) != (C,):
-        raise ValueError(f"batch_norm: expected {name} of shape ({C},), one value per channel of input of "
+        raise ValueError(f"{op}: expected {name} of shape ({C},), one value per channel of input of "
                          f"shape {tuple(input.shape)}, got {name} of shape {tuple(t.shape)} "
                          f"({name} should contain {C} elements not {t.array.size})")
+
+
+def _check_arguments(op: str, input, running_mean, running_var, weight, bias) -> int:
+    """The checks batch_norm and sync_batch_norm share; returns C, the number of channels."""
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input of 2 or more dims (N, C, *), got input of shape "
+                         f"{tuple(input.shape)}")
+    check_float(op, "input", input)
+    check_same_dtype(op, input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        _check_per_channel(op, name, t, C, input)
+    return C
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
@@ -211,16 +216,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             ``track_running_stats=False`` passes ``training=True``).
         TypeError: arguments of different dtypes.
     """
-    if input.ndim < 2:
-        raise ValueError(f"batch_norm: expected input of 2 or more dims (N, C, *), got input of shape "
-                         f"{tuple(input.shape)}")
-    check_float("batch_norm", "input", input)
-    check_same_dtype("batch_norm", input=input, running_mean=running_mean, running_var=running_var,
-                     weight=weight, bias=bias)
-    C = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
-        _check_per_channel(name, t, C, input)
+    C = _check_arguments("batch_norm", input, running_mean, running_var, weight, bias)
     if training:
         check_kernel_float("batch_norm", "input", input)  # batch statistics come from a compiled kernel
         if input.array.size // max(C, 1) == 1:
