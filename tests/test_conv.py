@@ -121,6 +121,7 @@ def winograd_calls(monkeypatch):
     """Send every 3x3 stride-1 convolution, however few its channels, through Winograd, and record which of
     its products ran, so that a test can check the path it means to test was taken."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
     calls = []
     for name in ("conv_output", "conv_grad_input", "conv_grad_weight"):
         def counted(*args, product=getattr(winograd, name), name=name, **kwargs):
@@ -192,10 +193,10 @@ def test_winograd_blocks_match_torch(torch, rng, monkeypatch, winograd_calls, bu
 def test_winograd_float32_matches_torch(torch, rng):
     """At the default threshold and in float32, as the seed models run it (VGG-16's 64->64 layer): the
     transforms round differently from a direct sum, within a few float32 units of PyTorch."""
-    x = rng.standard_normal((2, 64, 10, 10)).astype(np.float32)
+    x = rng.standard_normal((11, 64, 10, 10)).astype(np.float32)  # 1,100 positions: above MIN_POSITIONS
     W = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
-    gy = rng.standard_normal((2, 64, 10, 10)).astype(np.float32)
-    assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 64, 64)
+    gy = rng.standard_normal((11, 64, 10, 10)).astype(np.float32)
+    assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 64, 64, 11 * 10 * 10)
     mx, mW = mdl.tensor(x, requires_grad=True), mdl.tensor(W, requires_grad=True)
     y = conv2d(mx, mW, padding=1)
     y.backward(mdl.tensor(gy))

@@ -145,7 +145,8 @@ def test_conv2d_equals_each_fast_path(rng, monkeypatch, path):
     its columns into blocks shared by threads; forced onto each path with few channels, it equals the textbook."""
     if path == "winograd":
         monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-        assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 3, 4)
+        monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+        assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 3, 4, 1)
     else:
         monkeypatch.setattr(blocks, "BLOCK_BYTES", 1)
         monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)

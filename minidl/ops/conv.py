@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 
 
 def _winograd(W, geometry, x) -> bool:
-    """Whether Winograd's algorithm computes this convolution (CPU arrays, and ``winograd.suits``)."""
+    """Whether Winograd's algorithm computes this convolution (CPU arrays, and ``winograd.suits``); ``x`` is
+    the input, or the output's gradient (about the same size: 3x3, stride 1)."""
     stride, _, dilation, groups = geometry
     return (get_array_module(x) is np
-            and winograd.suits(*W.shape[2:], stride, dilation, groups, W.shape[1] * groups, W.shape[0]))
+            and winograd.suits(*W.shape[2:], stride, dilation, groups, W.shape[1] * groups, W.shape[0],
+                               x.shape[0] * x.shape[2] * x.shape[3]))
 
 
 def conv_output(x, W, b, geometry, out_size):
@@ -102,12 +104,12 @@ class Conv2d(Function):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
         if need_x and need_W and not _winograd(W, ctx.geometry, x):
-            # The same two products in one pass of the engine, each block of gy transposed once for both.
-            _, gx, gW, _ = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x, W=W, gy=gy,
-                                       input_size=x.shape[2:], gx=True, gW=True)
-        else:
-            gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
-            gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
+            # The same three sums in one pass of the engine, each block of gy transposed once for all.
+            _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x, W=W, gy=gy,
+                                        input_size=x.shape[2:], gx=True, gW=True, gb=need_b)
+            return gx, gW, gb
+        gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
+        gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
         gb = conv_grad_bias(gy) if need_b else None
         return gx, gW, gb
 

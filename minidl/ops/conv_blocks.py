@@ -130,8 +130,9 @@ def add_bias(y, b) -> None:
 
 
 def channel_sums(g):
-    """g.sum(axis=(0, 2, 3)), on the CPU as partial sums over sample ranges, one per core."""
-    if not isinstance(g, np.ndarray) or threads.workers() < 2 or g.shape[0] < 2:
+    """g.sum(axis=(0, 2, 3)), on the CPU as partial sums over sample ranges, one per core (when g is large
+    enough to pay for handing work to another thread: threads.SPLIT_ELEMENTS)."""
+    if not isinstance(g, np.ndarray) or threads.workers() < 2 or g.shape[0] < 2 or g.size < threads.SPLIT_ELEMENTS:
         return g.sum(axis=(0, 2, 3))
     N, parts = g.shape[0], min(threads.workers(), g.shape[0])
     ranges = [slice(N * i // parts, N * (i + 1) // parts) for i in range(parts)]

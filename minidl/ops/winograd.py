@@ -52,6 +52,10 @@ from . import blocks
 # Winograd runs a convolution when both its channel counts are at least this: with fewer, the GEMMs are too
 # thin to make up for the transforms (numbers: docs/PERFORMANCE.md, "Winograd channel threshold").
 MIN_CHANNELS = 64
+# ... and when the maps hold at least this many positions in all (N x H x W of the input, or of the output
+# gradient): on fewer, the filter transforms, whose cost does not shrink with the batch, outweigh what the
+# tiles save (numbers: docs/PERFORMANCE.md, "Winograd position threshold").
+MIN_POSITIONS = 1024
 
 
 # The switch: ``minidl.ops.winograd.enabled = False`` (or ``MINIDL_WINOGRAD=0`` in the environment) sends
@@ -59,11 +63,13 @@ MIN_CHANNELS = 64
 enabled = os.environ.get("MINIDL_WINOGRAD", "1") != "0"
 
 
-def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int) -> bool:
+def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int, positions: int) -> bool:
     """Whether Winograd's algorithm computes this convolution, and pays: switched on, the fast kernels in
-    use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS input and output channels."""
+    use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS input and output channels and
+    MIN_POSITIONS positions (N x H x W) in the maps."""
     return (enabled and kernels_in_use() == "fast" and (KH, KW) == (3, 3) and tuple(stride) == (1, 1)
-            and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS)
+            and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS
+            and positions >= MIN_POSITIONS)
 
 
 class Tiling(NamedTuple):
