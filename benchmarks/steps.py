@@ -106,7 +106,8 @@ class Library:
             from twins import torch_module
             file, cls = (str(v) for v in saved["source"])
             model = getattr(torch_module(file), cls)(**knobs)
-            state = {k[len("param."):]: torch.from_numpy(saved[k].copy()) for k in saved.files if k.startswith("param.")}
+            state = {k[len("param."):]: torch.from_numpy(saved[k].copy())
+                     for k in saved.files if k.startswith("param.")}
             model.load_state_dict(state, strict=True)
         x, y = saved["x"], saved["y"]
         reps = -(-batch // x.shape[0])

@@ -294,6 +294,10 @@ def evaluate(model, loader, loss_fn: Callable | None = None, *, device: str | No
         progress: show a progress bar (on a terminal only).
         desc: the progress bar's label.
 
+    Under ``mpiexec`` (more than one rank), a DataLoader that reads its dataset in order is split into one
+    contiguous slice per rank; the sums are added and the outputs gathered in order, so every rank gets the
+    single-process result. Any other loader is evaluated whole on every rank.
+
     Returns:
         An :class:`EvalResult`.
     """
@@ -527,6 +531,13 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, *, e
             2.212``, as the PyTorch CIFAR-10 tutorial prints), kept in ``History.batch_losses``.
         on_epoch: called with the :class:`History` after each epoch (its last row is the epoch just done,
             as logged and written to ``metrics.csv``), e.g. to write it to TensorBoard as training goes.
+
+    Under ``mpiexec`` (a :mod:`minidl.distributed` process group of more than one rank), every rank calls
+    ``fit`` alike: the loader is re-made with a :class:`~minidl.distributed.DistributedSampler` (its seed, its
+    batch size split evenly among the ranks: the ranks' batches together are this loader's batches), the
+    model is wrapped in :class:`~minidl.distributed.DistributedDataParallel`, the epoch's loss and accuracy
+    are summed over the ranks, validation is split among them (see :func:`evaluate`), and only rank 0 logs
+    and writes the checkpoint and ``metrics.csv``. A resumed run's checkpoint is read by every rank.
 
     Returns:
         The :class:`History` (the restored epochs included, when resuming).

@@ -103,10 +103,11 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if need_x and need_W and not _winograd(W, ctx.geometry, x):
-            # The same three sums in one pass of the engine, each block of gy transposed once for all.
-            _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x, W=W, gy=gy,
-                                        input_size=x.shape[2:], gx=True, gW=True, gb=need_b)
+        if (need_x or need_W) and not _winograd(W, ctx.geometry, x):
+            # Off Winograd, the three lines below in one pass of the engine, each block of gy transposed once
+            # for all of them (docs/PERFORMANCE.md, "Convolution backward in one pass").
+            _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
+                                        gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
             return gx, gW, gb
         gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
         gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
