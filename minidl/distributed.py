@@ -64,7 +64,8 @@ def is_available() -> bool:
 def launched_by_mpi() -> bool:
     """Whether this process is one of several started by ``mpirun``/``mpiexec`` (MPICH's or Open MPI's)."""
     for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
-        if int(os.environ.get(key, "1") or 1) > 1:
+        value = os.environ.get(key, "")
+        if value.isdigit() and int(value) > 1:
             return True
     return False
 

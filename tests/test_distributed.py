@@ -124,7 +124,14 @@ def test_sampler_reshuffles_with_set_epoch_and_drop_last_cuts():
     assert list(dist.DistributedSampler(range(6), num_replicas=2, rank=1, shuffle=False)) == [1, 3, 5]
 
 
-def test_without_a_process_group():
+def test_without_a_process_group(monkeypatch):
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(key, raising=False)
+    assert not dist.launched_by_mpi()
+    monkeypatch.setenv("PMI_SIZE", "1")  # mpiexec -n 1: one process, nothing to split
+    assert not dist.launched_by_mpi()
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert dist.launched_by_mpi()
     assert not dist.is_initialized()
     with pytest.raises(RuntimeError, match="Default process group has not been initialized"):
         dist.get_rank()
