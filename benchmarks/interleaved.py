@@ -31,7 +31,7 @@ import minidl as mdl  # noqa: E402
 import minidl.nn.functional as F  # noqa: E402
 import minidl.optim as optim  # noqa: E402
 from models import build  # noqa: E402
-from steps import MODELS  # noqa: E402
+from steps import MODELS, train_step  # noqa: E402
 from twins import copy_weights, torch_module  # noqa: E402
 
 torch.set_num_threads(os.cpu_count())
@@ -58,25 +58,6 @@ def build_pair(name: str, batch: int | None = None, seed: int = 0):
     return m_model, t_model, x, y
 
 
-def minidl_step(model, opt, x, y):
-    """One training step in minidl; returns the loss."""
-    opt.zero_grad()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss.item()
-
-
-def torch_step(model, opt, x, y):
-    """The same step in PyTorch."""
-    import torch.nn.functional as TF
-    opt.zero_grad()
-    loss = TF.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss.item()
-
-
 def bench_model(name: str, min_steps: int, seconds: float, batch: int | None = None) -> dict:
     """Interleaved training steps of one model in both libraries: a row of vs_torch.py's table."""
     import torch.nn.functional as TF
@@ -92,12 +73,12 @@ def bench_model(name: str, min_steps: int, seconds: float, batch: int | None = N
     m_opt = optim.Adam(m_model.parameters(), lr=1e-3)
     t_opt = torch.optim.Adam(t_model.parameters(), lr=1e-3)
     for _ in range(2):
-        minidl_step(m_model, m_opt, mx, my)
-        torch_step(t_model, t_opt, tx, ty)
+        train_step(F, m_model, m_opt, mx, my)
+        train_step(TF, t_model, t_opt, tx, ty)
     m_times, t_times, start = [], [], time.perf_counter()
     while len(m_times) < min_steps or time.perf_counter() - start < seconds:
-        m_times.append(_timed(lambda: minidl_step(m_model, m_opt, mx, my)))
-        t_times.append(_timed(lambda: torch_step(t_model, t_opt, tx, ty)))
+        m_times.append(_timed(lambda: train_step(F, m_model, m_opt, mx, my)))
+        t_times.append(_timed(lambda: train_step(TF, t_model, t_opt, tx, ty)))
         if len(m_times) >= 200:
             break
     return {"model": name, "batch": x_np.shape[0], "check_loss_minidl": m_check, "check_loss_torch": t_check,

@@ -104,13 +104,16 @@ def op_cases(more: bool):
 
 def step_case(name: str, batch: int, repeats: int, seconds: float):
     import torch
+    import torch.nn.functional as TF
+
     import interleaved as pair
+    from steps import train_step
     m_model, t_model, x, y = pair.build_pair(name, batch)
     m_opt = optim.Adam(m_model.parameters(), lr=1e-3)
     t_opt = torch.optim.Adam(t_model.parameters(), lr=1e-3)
     mx, my, tx, ty = mdl.tensor(x), mdl.tensor(y), torch.from_numpy(x), torch.from_numpy(y)
-    m, t = interleaved([lambda: pair.minidl_step(m_model, m_opt, mx, my),
-                        lambda: pair.torch_step(t_model, t_opt, tx, ty)], repeats, seconds)
+    m, t = interleaved([lambda: train_step(F, m_model, m_opt, mx, my),
+                        lambda: train_step(TF, t_model, t_opt, tx, ty)], repeats, seconds)
     print(f"{'step ' + name + ' batch ' + str(batch):44s} {m:7.2f} / {t:7.2f}", flush=True)
 
 

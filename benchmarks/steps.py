@@ -50,6 +50,16 @@ MODELS = {
 }
 
 
+def train_step(functional, model, opt, x, y) -> float:
+    """One training step, the same in both libraries: forward, cross-entropy (``functional`` is
+    ``minidl.nn.functional`` or ``torch.nn.functional``), backward, optimizer step; returns the loss."""
+    opt.zero_grad()
+    loss = functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def status_mb(field: str) -> float:
     """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -115,11 +125,7 @@ class Library:
         return model, self.as_tensor(np.ascontiguousarray(x)), self.as_tensor(np.ascontiguousarray(y))
 
     def step(self, model, opt, x, y) -> float:
-        opt.zero_grad()
-        loss = self.F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return train_step(self.F, model, opt, x, y)
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:

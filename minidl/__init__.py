@@ -196,11 +196,14 @@ __all__ = sorted(name for name in ["Function", "Generator", "Size", "Tensor", "a
                                    "backends", "cat", "concatenate", "cuda", "device", "double", "einsum", "empty",
                                    "empty_like", "enable_grad", "eye", "finfo", "float16", "float32", "float64",
                                    "from_numpy", "full", "full_like", "get_default_dtype", "get_rng_state",
-                                   "get_num_threads", "gradcheck", "half", "iinfo", "inference_mode", "int8", "int16", "int32", "int64",
-                                   "is_grad_enabled", "is_tensor", "kernels_in_use", "linspace", "load", "long", "manual_seed",
+                                   "get_num_threads", "gradcheck", "half", "iinfo", "inference_mode", "int8",
+                                   "int16", "int32", "int64",
+                                   "is_grad_enabled", "is_tensor", "kernels_in_use", "linspace", "load", "long",
+                                   "manual_seed",
                                    "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn",
                                    "randn_like", "randperm", "save", "set_default_dtype", "set_grad_enabled",
-                                   "set_num_threads", "set_rng_state", "short", "stack", "summary", "tensor", "uint8", "use_kernels", "where",
+                                   "set_num_threads", "set_rng_state", "short", "stack", "summary", "tensor",
+                                   "uint8", "use_kernels", "where",
                                    "zeros",
                                    "zeros_like", *_METHOD_FUNCTIONS]
                  if not hasattr(_builtins, name))

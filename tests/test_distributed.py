@@ -140,9 +140,10 @@ def test_without_a_process_group(monkeypatch):
         dist.init_process_group("nccl")
 
 
-def test_sync_batch_norm_on_one_rank_is_batch_norm(rng):
+def test_sync_batch_norm_on_one_rank_is_batch_norm(rng, torch):
     """With all_sum the identity (one process), the synchronized op is BatchNorm: forward, backward and
-    running statistics; and its gradients pass gradcheck in float64 with a random upstream gradient."""
+    running statistics equal minidl's batch_norm and PyTorch's; and its gradients pass gradcheck in float64
+    with a random upstream gradient."""
     x = rng.standard_normal((3, 4, 5, 2))
     W, b = rng.standard_normal(4), rng.standard_normal(4)
     gy = rng.standard_normal(x.shape)
@@ -156,8 +157,14 @@ def test_sync_batch_norm_on_one_rank_is_batch_norm(rng):
             y = F.batch_norm(xs, rm, rv, Ws, bs, training=True, momentum=0.1, eps=1e-5)
         y.backward(mdl.tensor(gy))
         results.append([y.numpy(), xs.grad.numpy(), Ws.grad.numpy(), bs.grad.numpy(), rm.numpy(), rv.numpy()])
-    for a, b_ in zip(*results):
-        np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    trm, trv = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tW, tb, training=True, momentum=0.1, eps=1e-5)
+    ty.backward(torch.tensor(gy))
+    results.append([t.detach().numpy() for t in (ty, tx.grad, tW.grad, tb.grad, trm, trv)])
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
     inputs = [mdl.tensor(a, requires_grad=True) for a in (x, W, b)]
     assert mdl.gradcheck(lambda x, W, b: SyncBatchNorm.apply(x, W, b, None, None, 0.1, 1e-5, lambda a: a.copy()),
                          inputs)

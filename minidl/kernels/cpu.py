@@ -2,9 +2,10 @@
 
 Same signatures and the same meaning as the reference (read its docstrings first): inputs, the geometry as
 ints, then the output arrays, filled in place. The batch norm and ReLU kernels are fast twins of the math
-their Functions write (ops/norm.py, ops/activation.py), which is what the reference path runs. Every kernel is written once and compiled twice by
-:func:`_kernel` (both cached on disk): with ``parallel=True``, where the outer ``prange`` hands each thread
-whole slabs, rows or (n, c) planes of the output it writes, so no two threads ever write the same element
+their Functions write (ops/norm.py, ops/activation.py), which is what the reference path runs. Every
+kernel is written once and compiled twice by :func:`_kernel` (both cached on disk): with
+``parallel=True``, where the outer ``prange`` hands each thread whole slabs, rows or (n, c) planes of the
+output it writes, so no two threads ever write the same element
 (no races, no atomics) and the result does not depend on the thread count; and serially, for small
 arrays, where waking the threads would cost more than the work (see ``PARALLEL_MIN_ELEMENTS``).
 The pooling sums are accumulated in float64 and rounded once when stored; col2im adds into x in x's dtype,
