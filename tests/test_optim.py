@@ -434,3 +434,49 @@ def test_named_parameters_are_saved_like_torch(torch):
     assert mine.state_dict()["param_groups"][0]["param_names"] == ["w", "b"]
     with pytest.raises(ValueError, match="with/without names"):
         mine.add_param_group({"params": [mdl.tensor([3.0], requires_grad=True)]})
+
+
+ADAM_OPTIONS = [dict(), dict(amsgrad=True), dict(maximize=True), dict(weight_decay=0.1),
+                dict(weight_decay=0.1, decoupled_weight_decay=True), dict(betas=(0.3, 0.99), amsgrad=True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(7, 5), (400, 300)])  # the kernel's serial and parallel compilations
+@pytest.mark.parametrize("kwargs", ADAM_OPTIONS, ids=lambda k: ",".join(f"{a}={v}" for a, v in k.items()) or "plain")
+def test_adam_kernel_equals_its_expressions(dtype, size, kwargs):
+    """Adam's one-pass kernel (kernels.cpu.adam_update) gives the array expressions of Adam._update bit for bit,
+    for every option (beta1 = 0.3 takes lerp's other branch), in float32 and float64; and it is what runs."""
+    from minidl.kernels import cpu
+    from minidl.optim import adam
+    rng = np.random.default_rng(0)
+    init = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(4)]
+    runs = []
+    for kernels in ("fast", "reference"):
+        with mdl.use_kernels(kernels):
+            p = mdl.tensor(init.copy(), requires_grad=True)
+            opt = optim.Adam([p], lr=0.01, **kwargs)
+            for g in grads:
+                p.grad = mdl.tensor(g)
+                opt.step()
+                runs.append([p.array.copy()] + [v.copy() for v in opt.state[p].values() if isinstance(v, np.ndarray)])
+            assert (adam._fast_twin(p.array, p.grad.array, opt.state[p]) is not None) == (kernels == "fast")
+    fast, reference = runs[:len(grads)], runs[len(grads):]
+    for step, (a, b) in enumerate(zip(fast, reference)):
+        for x, y in zip(a, b):
+            assert x.dtype == dtype
+            np.testing.assert_array_equal(x, y, err_msg=f"step {step + 1}")
+    assert cpu.adam_update is adam.fast_twin(np, "adam_update")
+
+
+def test_adam_kernel_only_where_it_applies():
+    """The kernel takes C-contiguous float32/float64 arrays of one dtype; anything else keeps the expressions."""
+    from minidl.optim import adam
+    a = np.ones((4, 3))
+    state = {"step": 1, "exp_avg": np.zeros((4, 3)), "exp_avg_sq": np.zeros((4, 3))}
+    assert adam._fast_twin(a, a, state) is not None
+    assert adam._fast_twin(a.T.copy().T, a, state) is None  # a transposed (Fortran-ordered) parameter
+    assert adam._fast_twin(a, a.astype(np.float32), state) is None  # mixed dtypes
+    half = a.astype(np.float16)
+    assert adam._fast_twin(half, half, {k: v.astype(np.float16) if k != "step" else v
+                                        for k, v in state.items()}) is None

@@ -38,15 +38,17 @@ def _kernel(fn=None, *, cost: int = 1):
     two compilations apart; in it ``prange`` is a plain ``range``, and it releases the GIL, so that
     minidl's own worker threads can run it on several blocks at once (see ops/conv_blocks.py). Both are exposed
     as ``.parallel`` and ``.serial`` (the tests check each against the reference). Used as ``@_kernel``
-    or ``@_kernel(cost=8)``.
+    or ``@_kernel(cost=8)``. Both use NumPy's error model (a division by zero gives inf or NaN, as in the
+    array expressions they are twins of): with Python's, every division is checked and its loop does not
+    vectorize (numbers: docs/PERFORMANCE.md, "Kernels compiled with NumPy's error model").
     """
     if fn is None:
         return functools.partial(_kernel, cost=cost)
-    parallel = njit(parallel=True, cache=True)(fn)
+    parallel = njit(parallel=True, cache=True, error_model="numpy")(fn)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                               fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_serial"
-    serial = njit(cache=True, nogil=True)(twin)
+    serial = njit(cache=True, nogil=True, error_model="numpy")(twin)
 
     @functools.wraps(fn)
     def run(*args):
@@ -432,6 +434,35 @@ def leaky_relu_backward(gy, x, negative_slope, out):
         r[i] = g[i] if s[i] > 0 else g[i] * slope
 
 
+@_kernel(cost=2)
+def adam_update(theta, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, negate, weight_decay, decay_factor,
+                from_start, weight1, complement1, beta2, weight2, step_size, bias_correction2_sqrt, eps, amsgrad):
+    # One flat pass of Adam's update over a parameter, its gradient and its state (optim/adam.py writes the
+    # math and passes the scalars): each element read once and written once, where the array expressions
+    # make a dozen passes. The scalars are rounded to the arrays' dtype, and every operation is done in the
+    # order of the expressions, so the results are equal bit for bit (tests/test_optim.py).
+    p = theta.reshape(theta.size)  # one name a line: unpacked from one tuple, prange wrote p to a copy (Numba 0.68)
+    g0 = grad.reshape(grad.size)
+    m = exp_avg.reshape(exp_avg.size)
+    v = exp_avg_sq.reshape(exp_avg_sq.size)
+    vm = max_exp_avg_sq.reshape(max_exp_avg_sq.size)
+    dt = p.dtype.type
+    wd, decay, w1, c1 = dt(weight_decay), dt(decay_factor), dt(weight1), dt(complement1)
+    b2, w2 = dt(beta2), dt(weight2)
+    lr_t, bc2, e = dt(step_size), dt(bias_correction2_sqrt), dt(eps)
+    for i in prange(uint64(p.size)):
+        gs = -g0[i] if negate else g0[i]
+        t = p[i] * decay
+        g = gs + wd * t if wd != 0 else gs
+        mi = m[i] + w1 * (g - m[i]) if from_start else g - (g - m[i]) * c1  # optimizer.lerp_, nearer end
+        vi = v[i] * b2 + w2 * g * g
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vm[i] = np.maximum(vm[i], vi)
+        p[i] = t - lr_t * (mi / (np.sqrt(vm[i] if amsgrad else vi) / bc2 + e))
+
+
 @_kernel(cost=4)
 def winograd_input(x, PH, PW, ti0, TR, TW, V):
     # Threads over rows of tiles; each writes its tiles' slots of V alone. A row of tiles first copies the
@@ -544,12 +575,17 @@ def winograd_grad_output(gy, ti0, TR, TW, Gy):
                     G3[o] = -a1[o]
 
 
+# _F4_CONSTANTS: F(4x4, 3x3)'s transforms scale by 2, 4, 5 and 8, written below as constants of the arrays'
+# dtype. In Numba a Python int times a float32 is a float64, so ``4 * d[c]`` would run the whole transform in
+# double precision: half as many lanes per vector, and conversions both ways (numbers: docs/PERFORMANCE.md,
+# "Winograd constants in the arrays' dtype").
 @_kernel(cost=8)
 def winograd4_input(x, PH, PW, ti0, TR, TW, V):
     # winograd_input for F(4x4, 3x3): 6x6 tiles every 4 rows and columns, V (36, L). Bt d's rows are
     # 4d0 - 5d2 + d4, d3 + d4 - 4(d1 + d2), d4 - d3 + 4(d1 - d2), d4 - d2 + 2(d3 - d1), d4 - d2 + 2(d1 - d3),
     # 4d1 - 5d3 + d5; the same on the columns.
     N, C, H, W = x.shape
+    two, four, five = x.dtype.type(2), x.dtype.type(4), x.dtype.type(5)  # see _F4_CONSTANTS
     SW = 4 * TW + 2
     for nr in prange(N * TR):
         n = nr // TR
@@ -569,12 +605,12 @@ def winograd4_input(x, PH, PW, ti0, TR, TW, V):
                 d3, d4, d5 = s[3, 4 * tj + j], s[4, 4 * tj + j], s[5, 4 * tj + j]
                 e0, e1, e2, e3, e4, e5 = e[j], e[6 + j], e[12 + j], e[18 + j], e[24 + j], e[30 + j]
                 for c in range(C):
-                    e0[c] = 4 * d0[c] - 5 * d2[c] + d4[c]
-                    e1[c] = d3[c] + d4[c] - 4 * (d1[c] + d2[c])
-                    e2[c] = d4[c] - d3[c] + 4 * (d1[c] - d2[c])
-                    e3[c] = d4[c] - d2[c] + 2 * (d3[c] - d1[c])
-                    e4[c] = d4[c] - d2[c] + 2 * (d1[c] - d3[c])
-                    e5[c] = 4 * d1[c] - 5 * d3[c] + d5[c]
+                    e0[c] = four * d0[c] - five * d2[c] + d4[c]
+                    e1[c] = d3[c] + d4[c] - four * (d1[c] + d2[c])
+                    e2[c] = d4[c] - d3[c] + four * (d1[c] - d2[c])
+                    e3[c] = d4[c] - d2[c] + two * (d3[c] - d1[c])
+                    e4[c] = d4[c] - d2[c] + two * (d1[c] - d3[c])
+                    e5[c] = four * d1[c] - five * d3[c] + d5[c]
             at = ((n * TR + r) * TW + tj) * C
             for p in range(6):
                 d0, d1, d2 = e[6 * p], e[6 * p + 1], e[6 * p + 2]
@@ -582,12 +618,12 @@ def winograd4_input(x, PH, PW, ti0, TR, TW, V):
                 v0, v1, v2 = V[6 * p, at:at + C], V[6 * p + 1, at:at + C], V[6 * p + 2, at:at + C]
                 v3, v4, v5 = V[6 * p + 3, at:at + C], V[6 * p + 4, at:at + C], V[6 * p + 5, at:at + C]
                 for c in range(C):
-                    v0[c] = 4 * d0[c] - 5 * d2[c] + d4[c]
-                    v1[c] = d3[c] + d4[c] - 4 * (d1[c] + d2[c])
-                    v2[c] = d4[c] - d3[c] + 4 * (d1[c] - d2[c])
-                    v3[c] = d4[c] - d2[c] + 2 * (d3[c] - d1[c])
-                    v4[c] = d4[c] - d2[c] + 2 * (d1[c] - d3[c])
-                    v5[c] = 4 * d1[c] - 5 * d3[c] + d5[c]
+                    v0[c] = four * d0[c] - five * d2[c] + d4[c]
+                    v1[c] = d3[c] + d4[c] - four * (d1[c] + d2[c])
+                    v2[c] = d4[c] - d3[c] + four * (d1[c] - d2[c])
+                    v3[c] = d4[c] - d2[c] + two * (d3[c] - d1[c])
+                    v4[c] = d4[c] - d2[c] + two * (d1[c] - d3[c])
+                    v5[c] = four * d1[c] - five * d3[c] + d5[c]
 
 
 @_kernel(cost=8)
@@ -595,6 +631,7 @@ def winograd4_output(M, b, ti0, TR, TW, y):
     # winograd_output for F(4x4, 3x3): M (36, L) into 4x4 output tiles. At m's rows are m0 + m1 + m2 + m3 + m4,
     # m1 - m2 + 2(m3 - m4), m1 + m2 + 4(m3 + m4), m1 - m2 + 8(m3 - m4) + m5; the same on the columns.
     N, O, OH, OW = y.shape
+    two, four, eight = M.dtype.type(2), M.dtype.type(4), M.dtype.type(8)  # see _F4_CONSTANTS
     for nr in prange(N * TR):
         n = nr // TR
         r = nr % TR
@@ -608,18 +645,18 @@ def winograd4_output(M, b, ti0, TR, TW, y):
                 s0, s1, s2, s3 = s[q], s[6 + q], s[12 + q], s[18 + q]
                 for o in range(O):
                     s0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o]
-                    s1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o])
-                    s2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o])
-                    s3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o]
+                    s1[o] = m1[o] - m2[o] + two * (m3[o] - m4[o])
+                    s2[o] = m1[o] + m2[o] + four * (m3[o] + m4[o])
+                    s3[o] = m1[o] - m2[o] + eight * (m3[o] - m4[o]) + m5[o]
             for i in range(4):
                 m0, m1, m2 = s[6 * i], s[6 * i + 1], s[6 * i + 2]
                 m3, m4, m5 = s[6 * i + 3], s[6 * i + 4], s[6 * i + 5]
                 y0, y1, y2, y3 = out[i, 4 * tj], out[i, 4 * tj + 1], out[i, 4 * tj + 2], out[i, 4 * tj + 3]
                 for o in range(O):
                     y0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o] + b[o]
-                    y1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o]) + b[o]
-                    y2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o]) + b[o]
-                    y3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o] + b[o]
+                    y1[o] = m1[o] - m2[o] + two * (m3[o] - m4[o]) + b[o]
+                    y2[o] = m1[o] + m2[o] + four * (m3[o] + m4[o]) + b[o]
+                    y3[o] = m1[o] - m2[o] + eight * (m3[o] - m4[o]) + m5[o] + b[o]
         oh = 4 * (ti0 + r)
         for i in range(min(4, OH - oh)):
             for o in range(O):
@@ -634,6 +671,7 @@ def winograd4_grad_output(gy, ti0, TR, TW, Gy):
     # g0 + g1 + g2 + g3, g0 - g1 + g2 - g3, g0 + 2g1 + 4g2 + 8g3, g0 - 2g1 + 4g2 - 8g3, g3; the same on the
     # columns.
     N, O, OH, OW = gy.shape
+    two, four, eight = gy.dtype.type(2), gy.dtype.type(4), gy.dtype.type(8)  # see _F4_CONSTANTS
     for nr in prange(N * TR):
         n = nr // TR
         r = nr % TR
@@ -653,8 +691,8 @@ def winograd4_grad_output(gy, ti0, TR, TW, Gy):
                     u0[o] = g0[o]
                     u1[o] = g0[o] + g1[o] + g2[o] + g3[o]
                     u2[o] = g0[o] - g1[o] + g2[o] - g3[o]
-                    u3[o] = g0[o] + 2 * g1[o] + 4 * g2[o] + 8 * g3[o]
-                    u4[o] = g0[o] - 2 * g1[o] + 4 * g2[o] - 8 * g3[o]
+                    u3[o] = g0[o] + two * g1[o] + four * g2[o] + eight * g3[o]
+                    u4[o] = g0[o] - two * g1[o] + four * g2[o] - eight * g3[o]
                     u5[o] = g3[o]
             at = ((n * TR + r) * TW + tj) * O
             for p in range(6):
@@ -665,6 +703,6 @@ def winograd4_grad_output(gy, ti0, TR, TW, Gy):
                     G0[o] = g0[o]
                     G1[o] = g0[o] + g1[o] + g2[o] + g3[o]
                     G2[o] = g0[o] - g1[o] + g2[o] - g3[o]
-                    G3[o] = g0[o] + 2 * g1[o] + 4 * g2[o] + 8 * g3[o]
-                    G4[o] = g0[o] - 2 * g1[o] + 4 * g2[o] - 8 * g3[o]
+                    G3[o] = g0[o] + two * g1[o] + four * g2[o] + eight * g3[o]
+                    G4[o] = g0[o] - two * g1[o] + four * g2[o] - eight * g3[o]
                     G5[o] = g3[o]

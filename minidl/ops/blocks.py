@@ -29,16 +29,29 @@ def split(N: int, OH: int, OW: int, column_bytes: int):
 
     ``column_bytes`` is what one output position (n, oh, ow) costs in buffers. As many whole samples as
     fit; when one sample alone is larger, bands of its output rows. Every block is a contiguous range of
-    the joint (n, oh, ow) axis. (A single small block is not cut in two for two threads to share: the
-    hand-over costs more than it saves; numbers: docs/PERFORMANCE.md, "Small blocks stay whole".)
+    the joint (n, oh, ow) axis. When there is more than one block, their count is a multiple of the worker
+    threads and their sizes differ by at most a sample (or a row), so that every thread gets the same
+    work: 3 blocks of 28, 28 and 8 samples would leave one thread with 36 and the other with 28 (numbers:
+    docs/PERFORMANCE.md, "Blocks shared evenly"). (A single small block is not cut in two for two
+    threads to share: the hand-over costs more than it saves; numbers: docs/PERFORMANCE.md, "Small blocks
+    stay whole".)
     """
     target = max(BLOCK_BYTES, MIN_COLUMNS * column_bytes)
     row_bytes = OW * column_bytes
+    workers = threads.workers()
+    if N == 0:
+        return []
     if OH * row_bytes <= target:
-        step = max(1, target // (OH * row_bytes))
-        return [(n0, min(N, n0 + step), 0, OH) for n0 in range(0, N, step)]
-    rows = max(1, target // row_bytes)
-    return [(n, n + 1, oh0, min(OH, oh0 + rows)) for n in range(N) for oh0 in range(0, OH, rows)]
+        count = -(-N // max(1, target // (OH * row_bytes)))
+        if count > 1:
+            count = min(N, -(-count // workers) * workers)
+        bounds = [N * i // count for i in range(count + 1)]
+        return [(n0, n1, 0, OH) for n0, n1 in zip(bounds[:-1], bounds[1:])]
+    bands = -(-OH // max(1, target // row_bytes))
+    if N % workers:
+        bands = min(OH, -(-bands // workers) * workers)
+    bounds = [OH * i // bands for i in range(bands + 1)]
+    return [(n, n + 1, oh0, oh1) for n in range(N) for oh0, oh1 in zip(bounds[:-1], bounds[1:])]
 
 
 def on_workers(xp, blocks, work, by_sample: bool = False) -> list:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
+from ..kernels import fast_twin
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, lerp_
 
@@ -29,6 +32,10 @@ class Adam(Optimizer):
     scale. Like PyTorch, the last line is computed as ``theta - lr / (1 - beta1**t) * m / (sqrt(v) /
     sqrt(1 - beta2**t) + eps)``: ``eps`` is added to ``sqrt(v_hat)``, not to ``sqrt(v)``. State per parameter:
     ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
+
+    ``_update`` writes these lines as array expressions; on the CPU's fast kernels its twin
+    ``kernels.cpu.adam_update`` computes the same bits in one pass over each parameter (docs/PERFORMANCE.md,
+    "Adam in one pass").
 
     Args:
         params: parameters, or parameter groups (dicts) with per-group options.
@@ -79,10 +86,20 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(theta)
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if group["maximize"]:
-            grad = -grad
         state["step"] += 1
         t = state["step"]
+        step_size = lr / (1 - beta1 ** t)
+        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
+        twin = _fast_twin(theta, grad, state)
+        if twin is not None:
+            decoupled, weight1 = group["decoupled_weight_decay"], 1 - beta1
+            twin(theta, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq", state["exp_avg_sq"]),
+                 group["maximize"], 0.0 if decoupled else weight_decay, 1 - lr * weight_decay if decoupled else 1.0,
+                 abs(weight1) < 0.5, weight1, 1 - weight1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps,
+                 group["amsgrad"])
+            return
+        if group["maximize"]:
+            grad = -grad
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
                 theta *= 1 - lr * weight_decay
@@ -95,10 +112,20 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             xp.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             exp_avg_sq = state["max_exp_avg_sq"]
-        step_size = lr / (1 - beta1 ** t)
-        denom = xp.sqrt(exp_avg_sq) / (1 - beta2 ** t) ** 0.5 + eps
+        denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
         theta -= step_size * (exp_avg / denom)
 
+
+def _fast_twin(theta, grad, state: dict[str, Any]):
+    """``kernels.cpu.adam_update``, the update above in one pass, where it applies: the fast CPU kernels in
+    use, float32 or float64, every array C-contiguous. None otherwise (the reference kernels, the GPU, other
+    layouts), and the array expressions run."""
+    if get_array_module(theta) is not np or theta.dtype not in (np.float32, np.float64):
+        return None
+    arrays = (theta, grad) + tuple(v for v in state.values() if isinstance(v, np.ndarray))
+    if not all(a.flags.c_contiguous and a.dtype == theta.dtype for a in arrays):
+        return None
+    return fast_twin(np, "adam_update")
 
 class AdamW(Adam):
     r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, PyTorch's update rule.
