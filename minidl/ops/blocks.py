@@ -36,11 +36,11 @@ def split(N: int, OH: int, OW: int, column_bytes: int):
     threads to share: the hand-over costs more than it saves; numbers: docs/PERFORMANCE.md, "Small blocks
     stay whole".)
     """
+    if N == 0:
+        return []
     target = max(BLOCK_BYTES, MIN_COLUMNS * column_bytes)
     row_bytes = OW * column_bytes
     workers = threads.workers()
-    if N == 0:
-        return []
     if OH * row_bytes <= target:
         count = -(-N // max(1, target // (OH * row_bytes)))
         if count > 1:

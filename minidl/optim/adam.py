@@ -127,6 +127,7 @@ def _fast_twin(theta, grad, state: dict[str, Any]):
         return None
     return fast_twin(np, "adam_update")
 
+
 class AdamW(Adam):
     r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, PyTorch's update rule.
 
