@@ -27,6 +27,7 @@ gradients are wanted, so a backward can skip work.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as _np
 
@@ -133,7 +134,7 @@ class Function:
         if type(ys) is tuple:
             ys = tuple(_np.asarray(y) if isinstance(y, _np.generic) else y for y in ys)
             if record:
-                ctx.inputs = args
+                ctx.inputs = _edges(args)
                 ctx.outputs_meta = tuple((y.shape, y.dtype) for y in ys)
             outs = tuple(Tensor._from_op(y, ctx if record else None, i) for i, y in enumerate(ys))
             for out in outs:
@@ -148,7 +149,7 @@ class Function:
         if ys.base is not None:
             _share_version_with_base(out, args)
         if record:
-            ctx.inputs = args
+            ctx.inputs = _edges(args)
             ctx.outputs_meta = ((ys.shape, ys.dtype),)
             if ctx.saved:
                 _remember_versions(ctx, args, (out,))
@@ -182,6 +183,39 @@ def _remember_versions(ctx, args, outs) -> None:
                 break
 
 
+class Edge:
+    """What a node keeps of an input that another node computed: where to send its gradient (``grad_fn``,
+    ``_output_index``), what the gradient must look like (``shape``, ``dtype``) and the input's version
+    counter, but not the Tensor.
+
+    Keeping the Tensor would keep its array, so every intermediate result of the forward pass (each
+    convolution's output, say, that only the next ReLU read) would stay in memory until the backward pass
+    freed the graph; PyTorch's graph keeps edges too. The arrays a backward needs are in ``saved``. The
+    array's memory is remembered weakly, for the in-place check of :func:`_check_versions`.
+    """
+
+    __slots__ = ("grad_fn", "_output_index", "_version_counter", "shape", "dtype", "_root")
+
+    def __init__(self, t: "Tensor") -> None:
+        self.grad_fn, self._output_index, self._version_counter = t.grad_fn, t._output_index, t._version_counter
+        self.shape, self.dtype = t.array.shape, t.array.dtype
+        root = _root(t.array)
+        try:
+            self._root = weakref.ref(root)
+        except TypeError:  # an array type without weak references: keep it (no memory saved, still correct)
+            self._root = lambda: root
+
+    def root(self):
+        """The array that owns the input's memory, or None once nothing holds it any more."""
+        return self._root()
+
+
+def _edges(args) -> tuple:
+    """``args`` as a node keeps them: an :class:`Edge` for each Tensor some node computed; leaves (whose
+    ``.grad`` the backward fills) and non-Tensor arguments as they are."""
+    return tuple(Edge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a for a in args)
+
+
 def _root(a):
     """The array that owns ``a``'s memory (``a`` itself, or the end of its chain of ``.base`` views)."""
     while getattr(a, "base", None) is not None:
@@ -203,8 +237,8 @@ def _check_versions(node) -> None:
     """Raise if an array ``node`` saved for its backward was changed in place after its forward."""
     for i, (t, seen) in enumerate(zip(node.inputs, node.input_versions)):
         if seen is not None and t._version_counter[0] != seen:
-            root = _root(t.array)
-            if any(_root(s) is root for s in node.saved):
+            root = t.root() if isinstance(t, Edge) else _root(t.array)
+            if root is not None and any(_root(s) is root for s in node.saved):
                 _raise_modified(node, f"input {i} of {type(node).__name__} (shape {tuple(t.shape)})",
                                 t._version_counter[0], seen)
     for counter, seen, index in node.output_versions:
@@ -251,7 +285,7 @@ def _topological_order(root_node):
         visited.add(node)
         stack.append((node, True))
         for t in node.inputs:
-            if isinstance(t, Tensor) and t.grad_fn is not None and t.grad_fn not in visited:
+            if isinstance(t, (Tensor, Edge)) and t.grad_fn is not None and t.grad_fn not in visited:
                 stack.append((t.grad_fn, False))
     order.reverse()
     return order
@@ -333,12 +367,12 @@ def _run_backward(root, gy, retain_graph: bool) -> None:
                 if not need:
                     continue
                 if gx is not None:
-                    if gx.shape != t.array.shape:
+                    if gx.shape != t.shape:
                         raise RuntimeError(
                             f"{type(node).__name__}.backward returned a gradient of shape {tuple(gx.shape)} "
-                            f"for an input of shape {tuple(t.array.shape)}")
-                    if gx.dtype != t.array.dtype:
-                        gx = gx.astype(t.array.dtype)
+                            f"for an input of shape {tuple(t.shape)}")
+                    if gx.dtype != t.dtype:
+                        gx = gx.astype(t.dtype)
                 if t.grad_fn is None:
                     reach_leaf(t, gx)
                 elif gx is not None:

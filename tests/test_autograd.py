@@ -319,3 +319,28 @@ def test_inplace_change_of_indices_or_mask_kept_for_backward_raises(rng, key, bu
     k.fill_(k[1])
     with pytest.raises(RuntimeError, match=INPLACE_MESSAGE):
         y.sum().backward()
+
+
+def test_graph_does_not_keep_intermediate_arrays():
+    """A node keeps an Edge to an input another node computed, not the Tensor: an intermediate array that no
+    backward needs is freed as soon as the user drops it (here x + 1, which exp does not save), as in PyTorch;
+    the gradients are unchanged, and the in-place check still sees a saved input modified."""
+    import weakref
+
+    from minidl.autograd import Edge
+    x = mdl.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    shifted = x + 1
+    y = shifted.exp()
+    array = weakref.ref(shifted.array)
+    assert isinstance(y.grad_fn.inputs[0], Edge) and y.grad_fn.inputs[0].shape == (3,)
+    del shifted
+    assert array() is None
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.array, np.exp(x.array + 1))
+
+    z = x * 3
+    w = z * z  # saves z, its input
+    with mdl.no_grad():
+        z.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        w.sum().backward()

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections import defaultdict
 
+from ..autograd import Edge
 from ..tensor import Tensor
 
 __all__ = ["draw_graph"]
@@ -57,7 +58,7 @@ def _collect(tensor: Tensor, params: dict | None):
                                f"draw_graph before backward(), or backward(retain_graph=True)")
         fn_id = ids[id(fn)]
         for t in fn.inputs:
-            if not isinstance(t, Tensor):
+            if not isinstance(t, (Tensor, Edge)):
                 continue  # a constant such as the 2 in x * 2
             if t.grad_fn is not None:
                 src_id, new = node_id(t.grad_fn, type(t.grad_fn).__name__, "op")
