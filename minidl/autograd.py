@@ -22,7 +22,9 @@ gradients are wanted, so a backward can skip work.
 
 :func:`run_backward` walks the graph in topological order with an explicit stack (no recursion, so a
 10,000-op chain is fine), sums gradients that reach a node along several paths, accumulates into the
-``.grad`` of leaves, and frees each node's saved arrays once it has been used.
+``.grad`` of leaves, and frees each node's saved arrays once it has been used. A node remembers an input that
+another node computed as an :class:`Edge` to that node, not as the Tensor, so the only arrays the graph
+holds are those ``save_for_backward`` kept: the forward's other intermediate results are freed as it goes.
 """
 from __future__ import annotations
 
@@ -101,7 +103,8 @@ class Function:
     ``backward``; all of them are dropped when the node is freed.
     """
 
-    # Set by apply() on nodes that record a graph.
+    # Set by apply() on nodes that record a graph; inputs: an Edge for each Tensor another node computed, leaf
+    # Tensors and the other arguments as they were given.
     inputs: tuple
     needs_input_grad: tuple
     saved: tuple = ()
