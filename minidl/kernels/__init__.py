@@ -82,8 +82,9 @@ def kernels_for(xp) -> ModuleType:
 
 def fast_twin(xp, name: str):
     """The fast kernel ``name`` for ``xp``'s arrays (Numba's for NumPy, CUDA's for CuPy), or None on the
-    reference path. Ops whose calculus is a few array expressions (batch norm, the ReLUs) write it in their
-    Function and run it when this is None; the kernel is its fast twin, one pass instead of several."""
+    reference path. Ops whose calculus is a few array expressions (batch norm, the ReLUs; Adam's update) write
+    it in their Function and run it when this is None; the kernel is its fast twin, one pass instead of
+    several."""
     if xp is np and _chosen == "reference":
         return None
     return getattr(kernels_for(xp), name)

@@ -2,7 +2,8 @@
 
 Same signatures and the same meaning as the reference (read its docstrings first): inputs, the geometry as
 ints, then the output arrays, filled in place. The batch norm and ReLU kernels are fast twins of the math
-their Functions write (ops/norm.py, ops/activation.py), which is what the reference path runs. Every
+their Functions write (ops/norm.py, ops/activation.py), and ``adam_update`` of Adam's (optim/adam.py):
+that math is what the reference path runs. Every
 kernel is written once and compiled twice by :func:`_kernel` (both cached on disk): with
 ``parallel=True``, where the outer ``prange`` hands each thread whole slabs, rows or (n, c) planes of the
 output it writes, so no two threads ever write the same element

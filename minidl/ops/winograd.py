@@ -223,8 +223,8 @@ def filter_grad(x, gy, padding, t: Tiling):
             total = part if total is None else np.add(total, part, out=total)
         return total
 
-    parts = [part for part in blocks.on_workers(np, blocks.split(N, TH, TW, t.positions * (C + O) * x.dtype.itemsize),
-                                                work) if part is not None]
+    shares = blocks.split(N, TH, TW, t.positions * (C + O) * x.dtype.itemsize)
+    parts = [part for part in blocks.on_workers(np, shares, work) if part is not None]
     if not parts:  # an empty batch
         return np.zeros((t.positions, O, C), dtype=x.dtype)
     for part in parts[1:]:  # into the first worker's sum: no third array as large as the others
