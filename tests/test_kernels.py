@@ -132,6 +132,29 @@ def test_max_pool2d(rng, case, dtype, index_dtype):
     assert_sums_close(gx, gx_ref)
 
 
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_max_pool2d_2x2(rng, case, dtype, index_dtype):
+    """The fast kernel's own path for 2x2 windows at stride 2 (no padding, no dilation): ties (small
+    integers), -inf everywhere in some windows, NaN in half the cases, odd sizes (the last row or column is
+    not read), and ceil_mode sizes, whose last window runs past the edge and takes the general path."""
+    N, C = (int(v) for v in rng.integers(1, 4, size=2))
+    H, W = (int(v) for v in rng.integers(2, 10, size=2))
+    ceil_mode = case >= 4
+    OH, OW = ((size - 2 + (1 if ceil_mode else 0)) // 2 + 1 for size in (H, W))
+    x = rng.integers(-3, 4, size=(N, C, H, W)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    if case % 2:
+        x[rng.random(x.shape) < 0.2] = np.nan
+    y_ref, idx_ref = np.empty((N, C, OH, OW), dtype), np.empty((N, C, OH, OW), index_dtype)
+    reference.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, y_ref, idx_ref)
+    y, idx = np.empty_like(y_ref), np.empty_like(idx_ref)
+    cpu.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, y, idx)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_avg_pool2d(rng, case, dtype):

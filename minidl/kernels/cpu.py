@@ -181,6 +181,31 @@ def _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, nan_aware):
             at[oh, ow] = best_at
 
 
+@njit(cache=True, inline="always")
+def _max_pool_plane_2x2(src, dst, at):
+    """``_max_pool_plane`` without its NaN rule for 2x2 windows at stride 2 lying inside the plane (no padding,
+    no dilation): the seed nets' pooling. The four taps are compared in the same order, with no window
+    arithmetic per output (numbers: docs/PERFORMANCE.md, "Max pooling: 2x2 windows")."""
+    W = src.shape[1]
+    OH, OW = dst.shape
+    for oh in range(OH):
+        top, bottom = src[2 * oh], src[2 * oh + 1]
+        row = 2 * oh * W
+        for ow in range(OW):
+            best, best_at = top[2 * ow], row + 2 * ow
+            v = top[2 * ow + 1]
+            if v > best:
+                best, best_at = v, row + 2 * ow + 1
+            v = bottom[2 * ow]
+            if v > best:
+                best, best_at = v, row + W + 2 * ow
+            v = bottom[2 * ow + 1]
+            if v > best:
+                best, best_at = v, row + W + 2 * ow + 1
+            dst[oh, ow] = best
+            at[oh, ow] = best_at
+
+
 @_kernel(cost=8)
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     # Threads over (n, c) planes, each writing its own y/idx plane. A plane is pooled without the NaN test
@@ -189,12 +214,18 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, DH, DW, y, idx):
     # wins). Faster than testing every element (numbers: docs/PERFORMANCE.md, "Max pooling: NaN scan
     # afterwards").
     N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
     xf = x.reshape(N * C * H * W)
+    two_by_two = (KH == 2 and KW == 2 and SH == 2 and SW == 2 and PH == 0 and PW == 0 and DH == 1 and DW == 1
+                  and 2 * OH <= H and 2 * OW <= W)
     for t in prange(N * C):
         n = t // C
         c = t % C
         src, dst, at = x[n, c], y[n, c], idx[n, c]
-        _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, False)
+        if two_by_two:
+            _max_pool_plane_2x2(src, dst, at)
+        else:
+            _max_pool_plane(src, dst, at, KH, KW, SH, SW, PH, PW, DH, DW, False)
         nans = 0
         plane = uint64(t * H * W)
         for i in range(uint64(H * W)):
