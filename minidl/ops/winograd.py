@@ -51,7 +51,7 @@ from . import blocks
 
 # Winograd runs a convolution when both its channel counts are at least this: with fewer, the GEMMs are too
 # thin to make up for the transforms (numbers: docs/PERFORMANCE.md, "Winograd channel threshold").
-MIN_CHANNELS = 64
+MIN_CHANNELS = 32
 # ... and when the maps hold at least this many positions in all (N x H x W of the input, or of the output
 # gradient): on fewer, the filter transforms, whose cost does not shrink with the batch, outweigh what the
 # tiles save (numbers: docs/PERFORMANCE.md, "Winograd position threshold").
