@@ -10,7 +10,7 @@ import pytest
 from conftest import tensor64
 
 import minidl as mdl
-from minidl.ops import blocks, winograd
+from minidl.ops import blocks, direct, winograd
 from minidl.backend import threads
 from minidl.ops.conv import conv2d, conv_transpose2d
 
@@ -72,18 +72,41 @@ def check_against_torch(torch, rng, mdl_fn, torch_fn, cfg):
             np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-12)
 
 
+@pytest.fixture(params=["im2col", "direct"])
+def path(request, monkeypatch):
+    """Run a test on the block engine (im2col + GEMM) and on the direct sums, which then take every stride-1
+    convolution, however many filters it has (strided ones stay on the block engine)."""
+    limit = 0 if request.param == "im2col" else 2**30
+    monkeypatch.setattr(direct, "MAX_FILTERS", limit)
+    monkeypatch.setattr(direct, "MAX_CHANNELS", limit)
+    return request.param
+
+
+@pytest.fixture
+def direct_calls(monkeypatch):
+    """Record which direct kernels ran, so that a test can check that the path it means to test was taken."""
+    calls = []
+    kernels = mdl.kernels.kernels_for(np)
+    for name in ("conv_direct", "conv_direct_grad_input", "conv_direct_grad_weight"):
+        def counted(*args, kernel=getattr(kernels, name), name=name):
+            calls.append(name)
+            return kernel(*args)
+        monkeypatch.setattr(kernels, name, counted)
+    return calls
+
+
 # ----------------------------------------------------------------------------------- conv2d
 
 
 @pytest.mark.parametrize("case", range(8))
-def test_conv2d_gradcheck(rng, case):
+def test_conv2d_gradcheck(rng, path, case):
     cfg = conv_config(rng)
     inputs = [t for t in make_inputs(rng, cfg) if t is not None]
     assert mdl.gradcheck(lambda *a: conv2d(*a, **cfg["kwargs"]), inputs)
 
 
 @pytest.mark.parametrize("case", range(12))
-def test_conv2d_matches_torch(torch, rng, case):
+def test_conv2d_matches_torch(torch, rng, path, case):
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, conv_config(rng))
 
 
@@ -93,7 +116,7 @@ def test_conv2d_matches_torch(torch, rng, case):
     dict(padding="same", dilation=2, groups=4),             # depthwise
     dict(stride=2, padding=(0, 1), groups=4),               # depthwise, strided
 ], ids=["same-even", "same-dilated", "same-depthwise", "depthwise-strided"])
-def test_conv2d_same_and_depthwise_match_torch(torch, rng, kwargs):
+def test_conv2d_same_and_depthwise_match_torch(torch, rng, path, kwargs):
     """An explicit 2x4 kernel makes "same" pad unevenly, which PyTorch puts at the bottom/right."""
     groups = kwargs.get("groups", 1)
     cfg = dict(x=(2, 4, 6, 7), W=(4, 4 // groups, 2, 4), b=(4,), kwargs=kwargs)
@@ -105,6 +128,7 @@ def test_conv2d_same_and_depthwise_match_torch(torch, rng, kwargs):
 def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers):
     """A tiny block budget forces bands of output rows (1 byte) or blocks of a few samples, shared among
     1, 2 or 3 worker threads; the results must not depend on how the columns were split or shared."""
+    monkeypatch.setattr(direct, "MAX_FILTERS", 0)
     monkeypatch.setattr(blocks, "BLOCK_BYTES", budget)
     monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
     monkeypatch.setattr(threads, "_workers", workers)
@@ -212,6 +236,7 @@ def test_winograd_float32_matches_torch(torch, rng):
 def test_conv_uneven_bands_on_three_workers_match_torch(torch, rng, monkeypatch, request, path):
     """Bands of 5 and 4 output rows (9 rows per sample), dealt to 3 workers: the second worker starts on a
     short band and goes on to a full one, so its buffers must grow (they once stayed at the first size)."""
+    monkeypatch.setattr(direct, "MAX_FILTERS", 0)
     if path == "winograd":
         request.getfixturevalue("winograd_calls")
     x_shape, W_shape = (3, 4, 9, 8), (6, 4, 3, 3)
@@ -225,7 +250,7 @@ def test_conv_uneven_bands_on_three_workers_match_torch(torch, rng, monkeypatch,
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
 
 
-def test_conv_empty_batch_matches_torch(torch, rng):
+def test_conv_empty_batch_matches_torch(torch, rng, path):
     """A batch of 0 images: empty outputs and input gradients, zero weight and bias gradients."""
     cfg = dict(x=(0, 4, 6, 5), W=(6, 4, 3, 3), b=(6,), kwargs=dict(padding=1))
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
@@ -233,13 +258,13 @@ def test_conv_empty_batch_matches_torch(torch, rng):
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
 
 
-def test_conv2d_unbatched_input(torch, rng):
+def test_conv2d_unbatched_input(torch, rng, path):
     """A (C, H, W) input is one image: the output is (O, OH, OW), the gradient (C, H, W)."""
     cfg = dict(x=(3, 6, 5), W=(4, 3, 3, 3), b=(4,), kwargs=dict(padding=1))
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
 
 
-def test_conv2d_float32_keeps_dtype(torch, rng):
+def test_conv2d_float32_keeps_dtype(torch, rng, path):
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
@@ -247,6 +272,63 @@ def test_conv2d_float32_keeps_dtype(torch, rng):
     assert y.dtype == np.float32
     expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1)
     np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def direct_config(rng) -> dict:
+    """A random stride-1 conv2d with a thin filter bank: groups (depthwise among them), dilation, paddings."""
+    G = int(rng.choice([1, 2, 3]))
+    Cg = int(rng.integers(1, direct.MAX_CHANNELS + 1))
+    N, Og = int(rng.integers(1, 3)), int(rng.integers(1, direct.MAX_FILTERS + 1))
+    KH, KW = (int(v) for v in rng.integers(1, 6, size=2))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    padding = [int(rng.integers(0, 3)), (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same"][rng.integers(3)]
+    H, W = (int(v) for v in rng.integers(1, 9, size=2))
+    PH, PW = (0, 0) if padding == "same" else (padding, padding) if isinstance(padding, int) else padding
+    H, W = max(H, dilation[0] * (KH - 1) + 1 - 2 * PH), max(W, dilation[1] * (KW - 1) + 1 - 2 * PW)
+    return dict(x=(N, Cg * G, H, W), W=(Og * G, Cg, KH, KW), b=(Og * G,) if rng.integers(2) else None,
+                kwargs=dict(padding=padding, dilation=dilation, groups=G))
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_direct_conv2d_gradchecks_and_matches_torch(torch, rng, direct_calls, case):
+    """At the default threshold: thin filter banks take the direct sums for the forward and both gradients."""
+    cfg = direct_config(rng)
+    inputs = [t for t in make_inputs(rng, cfg) if t is not None]
+    assert mdl.gradcheck(lambda *a: conv2d(*a, **cfg["kwargs"]), inputs)
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    assert set(direct_calls) == {"conv_direct", "conv_direct_grad_input", "conv_direct_grad_weight"}
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_direct_conv_transpose2d_matches_torch(torch, rng, direct_calls, case):
+    """A stride-1 transposed convolution whose conv2d view has a thin filter bank: its forward is the direct
+    input gradient, its gradients the direct forward and weight gradient."""
+    G = int(rng.choice([1, 2]))
+    N, Cg, Og = (int(v) for v in rng.integers(1, 4, size=3))
+    H, W = (int(v) for v in rng.integers(1, 7, size=2))
+    dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    output_padding = tuple(int(rng.integers(0, d)) for d in dilation)
+    cfg = dict(x=(N, Cg * G, H, W), W=(Cg * G, Og, 3, 2), b=(Og * G,) if rng.integers(2) else None,
+               kwargs=dict(padding=(1, 0), output_padding=output_padding, groups=G, dilation=dilation))
+    check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
+    assert set(direct_calls) == {"conv_direct", "conv_direct_grad_input", "conv_direct_grad_weight"}
+
+
+def test_direct_conv2d_float32_matches_torch(torch, rng):
+    """LeNet's first layer as the seed model runs it: float32, 6 filters of 3x5x5 on 32x32 images."""
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    W = (rng.standard_normal((6, 3, 5, 5)) / 9).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    gy = rng.standard_normal((4, 6, 28, 28)).astype(np.float32)
+    mx, mW, mb = (mdl.tensor(a, requires_grad=True) for a in (x, W, b))
+    y = conv2d(mx, mW, mb)
+    y.backward(mdl.tensor(gy))
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    ty = torch.nn.functional.conv2d(tx, tW, tb)
+    ty.backward(torch.tensor(gy))
+    for ours, theirs in ((y, ty), (mx.grad, tx.grad), (mW.grad, tW.grad), (mb.grad, tb.grad)):
+        theirs = theirs.detach().numpy()
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=2e-5 * np.abs(theirs).max())
 
 
 def test_conv_transpose2d_is_the_adjoint_of_conv2d(rng):
@@ -265,14 +347,14 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(rng):
 
 
 @pytest.mark.parametrize("case", range(8))
-def test_conv_transpose2d_gradcheck(rng, case):
+def test_conv_transpose2d_gradcheck(rng, path, case):
     cfg = conv_transpose_config(rng)
     inputs = [t for t in make_inputs(rng, cfg) if t is not None]
     assert mdl.gradcheck(lambda *a: conv_transpose2d(*a, **cfg["kwargs"]), inputs)
 
 
 @pytest.mark.parametrize("case", range(12))
-def test_conv_transpose2d_matches_torch(torch, rng, case):
+def test_conv_transpose2d_matches_torch(torch, rng, path, case):
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d,
                         conv_transpose_config(rng))
 

@@ -94,6 +94,41 @@ def test_col2im_adds_into_x(rng, case, dtype):
     assert_sums_close(x, expected)
 
 
+def direct_geometry(rng):
+    """A random stride-1 convolution for the direct kernels: groups, dilation, and the padded input's size."""
+    while True:
+        N, G, Cg, Og = (int(v) for v in rng.integers(1, 4, size=4))
+        KH, KW, DH, DW = (int(v) for v in rng.integers(1, 4, size=4))
+        Hp, Wp = (int(v) for v in rng.integers(1, 10, size=2))
+        OH, OW = Hp - DH * (KH - 1), Wp - DW * (KW - 1)
+        if OH >= 1 and OW >= 1:
+            return N, G, Cg, Og, KH, KW, DH, DW, Hp, Wp, OH, OW
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_conv_direct(rng, case, dtype):
+    """The direct convolution's three kernels (forward, input gradient summed into gx, weight gradient)."""
+    N, G, Cg, Og, KH, KW, DH, DW, Hp, Wp, OH, OW = direct_geometry(rng)
+    x = rng.standard_normal((N, G * Cg, Hp, Wp)).astype(dtype)
+    W = rng.standard_normal((G * Og, Cg, KH, KW)).astype(dtype)
+    b = rng.standard_normal(G * Og).astype(dtype)
+    gy = rng.standard_normal((N, G * Og, OH, OW)).astype(dtype)
+    y, y_ref = (np.full((N, G * Og, OH, OW), np.nan, dtype) for _ in range(2))
+    cpu.conv_direct(x, W, b, DH, DW, y)
+    reference.conv_direct(x, W, b, DH, DW, y_ref)
+    assert_sums_close(y, y_ref)
+    gx0 = rng.standard_normal(x.shape).astype(dtype)
+    gx, gx_ref = gx0.copy(), gx0.copy()
+    cpu.conv_direct_grad_input(gy, W, DH, DW, gx)
+    reference.conv_direct_grad_input(gy, W, DH, DW, gx_ref)
+    assert_sums_close(gx, gx_ref)
+    gW, gW_ref = (np.full(W.shape, np.nan, dtype) for _ in range(2))
+    cpu.conv_direct_grad_weight(x, gy, DH, DW, gW)
+    reference.conv_direct_grad_weight(x, gy, DH, DW, gW_ref)
+    assert_sums_close(gW, gW_ref)
+
+
 def test_col2im_is_the_adjoint_of_im2col(rng):
     """<im2col(x), c> == <x, col2im(c)> for any x and c: col2im is the transpose of the im2col copy."""
     N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = conv_geometry(rng)

@@ -56,6 +56,72 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                                 x[n, c, h, w] += col[c, kh, kw, n, r, ow]
 
 
+def conv_direct(x, W, b, DH, DW, y):
+    """A stride-1 convolution summed tap by tap, with no columns: y = W * x + b for thin filter banks.
+
+    x (N, C, Hp, Wp) is the input with its padding already around it; W (O, C/G, KH, KW); b (O,); y (N, O, OH, OW).
+    Filter o belongs to group g = o // (O/G) and reads that group's channels:
+        y[n, o, oh, ow] = b[o] + sum_{c, kh, kw} W[o, c, kh, kw] * x[n, g*C/G + c, oh + kh*DH, ow + kw*DW]
+    """
+    N, O, OH, OW = y.shape
+    Cg, KH, KW = W.shape[1:]
+    Og = O // (x.shape[1] // Cg)
+    for n in range(N):
+        for o in range(O):
+            g = o // Og
+            for oh in range(OH):
+                for ow in range(OW):
+                    total = b[o]
+                    for c in range(Cg):
+                        for kh in range(KH):
+                            for kw in range(KW):
+                                total += W[o, c, kh, kw] * x[n, g * Cg + c, oh + kh * DH, ow + kw * DW]
+                    y[n, o, oh, ow] = total
+
+
+def conv_direct_grad_input(gy, W, DH, DW, gx):
+    """The adjoint of :func:`conv_direct` in x: ``gx +=`` each output gradient sent back along every tap.
+
+    gy (N, O, OH, OW); W (O, C/G, KH, KW); gx (N, C, Hp, Wp), padded like conv_direct's x, summed into:
+        gx[n, g*C/G + c, oh + kh*DH, ow + kw*DW] += W[o, c, kh, kw] * gy[n, o, oh, ow]
+    Written as the scatter; the fast kernel gathers into each gx plane.
+    """
+    N, O, OH, OW = gy.shape
+    Cg, KH, KW = W.shape[1:]
+    Og = O // (gx.shape[1] // Cg)
+    for n in range(N):
+        for o in range(O):
+            g = o // Og
+            for c in range(Cg):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                gx[n, g * Cg + c, oh + kh * DH, ow + kw * DW] += W[o, c, kh, kw] * gy[n, o, oh, ow]
+
+
+def conv_direct_grad_weight(x, gy, DH, DW, gW):
+    """The gradient of :func:`conv_direct` in W: each tap's products with gy, summed over (n, oh, ow).
+
+    x (N, C, Hp, Wp) padded; gy (N, O, OH, OW); gW (O, C/G, KH, KW), written:
+        gW[o, c, kh, kw] = sum_{n, oh, ow} gy[n, o, oh, ow] * x[n, g*C/G + c, oh + kh*DH, ow + kw*DW]
+    """
+    N, O, OH, OW = gy.shape
+    Cg, KH, KW = gW.shape[1:]
+    Og = O // (x.shape[1] // Cg)
+    for o in range(O):
+        g = o // Og
+        for c in range(Cg):
+            for kh in range(KH):
+                for kw in range(KW):
+                    total = 0.0
+                    for n in range(N):
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                total += gy[n, o, oh, ow] * x[n, g * Cg + c, oh + kh * DH, ow + kw * DW]
+                    gW[o, c, kh, kw] = total
+
+
 def max_pool_window(o, S, P, K, D, size):
     """The taps of output o's max-pooling window along one axis that lie inside the input: (first, stop),
     the positions first, first + D, ... below stop. The window starts at o*S - P and spans (K-1)*D + 1;

@@ -15,7 +15,10 @@ gx, and its gradients are conv2d's y and gW with x and gy swapping roles. The fo
 :func:`conv_output`, :func:`conv_grad_input`, :func:`conv_grad_weight` and :func:`conv_grad_bias`, are all
 both Functions need. Each is one pass of the block engine (ops/conv_blocks.py: the columns made block by
 block and shared among the cores), or, for a 3x3 stride-1 convolution with enough channels on the CPU, of
-Winograd's algorithm (ops/winograd.py), which computes the same numbers with fewer multiplications.
+Winograd's algorithm (ops/winograd.py), which computes the same numbers with fewer multiplications, or, for a
+thin filter bank at stride 1 on the CPU (a few filters on a few channels per group: LeNet's first layer, a
+depthwise convolution), of the same sums taken tap by tap with no columns (ops/direct.py): there the GEMM
+would be a few rows high and slow, and the columns would outweigh everything else the layer holds.
 
 ops/textbook.py has the same convolution in plain NumPy, one screen long.
 """
@@ -27,7 +30,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
-from . import winograd
+from . import direct, winograd
 from .checks import check_kernel_float, check_ndim, check_same_dtype, pair
 from .conv_blocks import add_bias, channel_sums, conv_blocks
 
@@ -44,12 +47,20 @@ def _winograd(W, geometry, x) -> bool:
                                x.shape[0] * x.shape[2] * x.shape[3]))
 
 
+def _direct(W, geometry, x) -> bool:
+    """Whether the direct sums compute this convolution (CPU arrays, and ``direct.suits``)."""
+    stride, _, _, groups = geometry
+    return get_array_module(x) is np and direct.suits(W, stride, groups)
+
+
 def conv_output(x, W, b, geometry, out_size):
     """y (N, O, OH, OW) = W * x + b:  y[n, g] = W[g] @ col(x)[g][:, n] + b.
 
     ``geometry`` is (stride, padding (top, left), dilation, groups); ``out_size`` (OH, OW)."""
     if _winograd(W, geometry, x):
         return winograd.conv_output(x, W, b, geometry[1], out_size)
+    if _direct(W, geometry, x):
+        return direct.conv_output(x, W, b, *geometry[1:3], out_size)
     return conv_blocks(*W.shape[2:], *out_size, *geometry, x=x, W=W, b=b, y=True)[0]
 
 
@@ -57,6 +68,8 @@ def conv_grad_input(gy, W, geometry, input_size):
     """gx (N, C, H, W) = col2im(W[g]^T @ gy[g]): the gradient of W * x in x, which is conv_transpose2d(gy, W)."""
     if _winograd(W, geometry, gy):
         return winograd.conv_grad_input(gy, W, geometry[1], input_size)
+    if _direct(W, geometry, gy):
+        return direct.conv_grad_input(gy, W, *geometry[1:], input_size)
     return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, W=W, gy=gy, input_size=input_size, gx=True)[1]
 
 
@@ -65,6 +78,8 @@ def conv_grad_weight(x, gy, W, geometry):
     GEMM. W gives the shape (its values are not read)."""
     if _winograd(W, geometry, x):
         return winograd.conv_grad_weight(x, gy, geometry[1])
+    if _direct(W, geometry, x):
+        return direct.conv_grad_weight(x, gy, W, *geometry[1:3])
     return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, x=x, W=W, gy=gy, gW=True)[2]
 
 
@@ -103,7 +118,7 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if (need_x or need_W) and not _winograd(W, ctx.geometry, x):
+        if (need_x or need_W) and not _winograd(W, ctx.geometry, x) and not _direct(W, ctx.geometry, x):
             # Off Winograd, the three lines below in one pass of the engine, each block of gy transposed once
             # for all of them (docs/PERFORMANCE.md, "Convolution backward in one pass").
             _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
@@ -147,7 +162,7 @@ class ConvTranspose2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if need_x and need_W and not _winograd(W, ctx.geometry, gy):
+        if need_x and need_W and not _winograd(W, ctx.geometry, gy) and not _direct(W, ctx.geometry, gy):
             # The same two products in one pass of the engine, from one im2col of gy for both.
             gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x, y=True,
                                        gW=True)
