@@ -60,8 +60,9 @@ def on_workers(xp, blocks, work, by_sample: bool = False) -> list:
     On the CPU with several cores and blocks, each worker takes every k-th block (or, with ``by_sample``,
     every k-th sample's blocks, so that bands of one sample, whose col2im writes overlap, stay on one
     thread) and runs every step of each block itself (im2col or Winograd's transforms, the GEMMs, the
-    rest): no thread waits for another between the steps, and the block stays in its core's cache. ``in_worker`` tells ``work`` to use the
-    kernels' serial compilations and single-threaded BLAS, since the parallelism is already here.
+    rest): no thread waits for another between the steps, and the block stays in its core's cache.
+    ``in_worker`` tells ``work`` to use the kernels' serial compilations and single-threaded BLAS, since the
+    parallelism is already here.
     Otherwise (a GPU, one core, one block) ``work(blocks, False)`` runs once, with the parallel kernels
     and the split GEMM.
     """

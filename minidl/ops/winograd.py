@@ -171,8 +171,9 @@ def convolve(x, U, b, padding, out_size, t: Tiling):
     """y (N, O, OH, OW) = the 3x3 convolution of x (N, C, H, W) with the filters transformed into U (a*a, C, O).
 
     ``padding`` (PH, PW) top/left; ``out_size`` (OH, OW) (the bottom/right padding it implies is read as
-    zeros by the input transform); ``t`` the :class:`Tiling` U was transformed for. The tiles are cut into blocks of whole samples or of bands of tile rows,
-    shared among the CPU's worker threads as the im2col blocks are (ops/blocks.py).
+    zeros by the input transform); ``t`` the :class:`Tiling` U was transformed for. The tiles are cut into
+    blocks of whole samples or of bands of tile rows, shared among the CPU's worker threads as the im2col
+    blocks are (ops/blocks.py).
     """
     N, C = x.shape[:2]
     O = U.shape[2]

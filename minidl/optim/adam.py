@@ -93,10 +93,13 @@ class Adam(Optimizer):
         twin = _fast_twin(theta, grad, state)
         if twin is not None:
             decoupled, weight1 = group["decoupled_weight_decay"], 1 - beta1
-            twin(theta, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq", state["exp_avg_sq"]),
-                 group["maximize"], 0.0 if decoupled else weight_decay, 1 - lr * weight_decay if decoupled else 1.0,
-                 abs(weight1) < 0.5, weight1, 1 - weight1, beta2, 1 - beta2, step_size, bias_correction2_sqrt, eps,
-                 group["amsgrad"])
+            # Flat views (free: every array is C-contiguous), so that one compilation of the kernel serves
+            # parameters of every rank.
+            flat = [a.reshape(-1) for a in (theta, grad, state["exp_avg"], state["exp_avg_sq"],
+                                            state.get("max_exp_avg_sq", state["exp_avg_sq"]))]
+            twin(*flat, group["maximize"], 0.0 if decoupled else weight_decay,
+                 1 - lr * weight_decay if decoupled else 1.0, abs(weight1) < 0.5, weight1, 1 - weight1, beta2,
+                 1 - beta2, step_size, bias_correction2_sqrt, eps, group["amsgrad"])
             return
         if group["maximize"]:
             grad = -grad
