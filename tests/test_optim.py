@@ -469,6 +469,24 @@ def test_adam_kernel_equals_its_expressions(dtype, size, kwargs):
     assert cpu.adam_update is adam.fast_twin(np, "adam_update")
 
 
+def test_adam_kernel_gets_flat_arrays():
+    """Parameters of every rank reach the kernel as flat views: one compilation serves them all (one per rank
+    grew the process by the kernels Numba loaded at the first step; docs/PERFORMANCE.md, "Adam in one pass")."""
+    from minidl.kernels import cpu
+    params = [mdl.tensor(np.ones(shape, np.float32), requires_grad=True) for shape in ((3,), (4, 3), (2, 3, 2, 2))]
+    seen = []
+    for p in params:
+        p.grad = mdl.tensor(np.ones(p.shape, np.float32))
+    original = cpu.adam_update
+    try:
+        cpu.adam_update = lambda *args: seen.append(tuple(a.ndim for a in args[:5])) or original(*args)
+        optim.Adam(params, lr=0.1).step()
+    finally:
+        cpu.adam_update = original
+    assert seen == [(1,) * 5] * 3
+    np.testing.assert_allclose(params[2].array, 0.9)
+
+
 def test_adam_kernel_only_where_it_applies():
     """The kernel takes C-contiguous float32/float64 arrays of one dtype; anything else keeps the expressions."""
     from minidl.optim import adam
