@@ -119,7 +119,7 @@ class Conv2d(Function):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
         if (need_x or need_W) and not _winograd(W, ctx.geometry, x) and not _direct(W, ctx.geometry, x):
-            # Off Winograd, the three lines below in one pass of the engine, each block of gy transposed once
+            # On the block engine, the three lines below in one pass, each block of gy transposed once
             # for all of them (docs/PERFORMANCE.md, "Convolution backward in one pass").
             _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
                                         gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
