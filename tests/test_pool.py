@@ -85,6 +85,24 @@ def test_max_pool2d_matches_torch(torch, rng, case):
     compare_with_torch(torch, rng, x, max_pool2d, torch.nn.functional.max_pool2d, cfg["kwargs"])
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 6), (1, 2, 7, 5)], ids=["even", "odd"])
+def test_max_pool2d_2x2_gradchecks_and_matches_torch(torch, rng, shape):
+    """2x2 windows at stride 2, the seed nets' pooling, which the fast kernel runs on a path of its own (on odd
+    sizes the last row and column are not read); and ties there pick the first maximum, as PyTorch's do."""
+    kwargs = dict(kernel_size=2, stride=2)
+    assert mdl.gradcheck(lambda t: max_pool2d(t, **kwargs), [distinct64(rng, *shape)])
+    x = distinct64(rng, *shape)
+    y, idx = max_pool2d(x, **kwargs, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x.numpy()), **kwargs, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    compare_with_torch(torch, rng, x, max_pool2d, torch.nn.functional.max_pool2d, kwargs)
+    ties = mdl.tensor(rng.integers(0, 2, size=shape).astype(np.float64))
+    _, idx = max_pool2d(ties, **kwargs, return_indices=True)
+    _, tidx = torch.nn.functional.max_pool2d(torch.tensor(ties.numpy()), **kwargs, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
 def test_max_pool2d_ties_pick_the_first_like_torch(torch, rng):
     """With many equal values, the index (and so the gradient) goes to the first maximum in the window."""
     x = mdl.tensor(rng.integers(0, 2, size=(2, 3, 7, 6)).astype(np.float64), requires_grad=True)
