@@ -10,7 +10,7 @@ import pytest
 from conftest import tensor64
 
 import minidl as mdl
-from minidl.ops import blocks, direct, winograd
+from minidl.ops import blocks, conv_blocks, direct, winograd
 from minidl.backend import threads
 from minidl.ops.conv import conv2d, conv_transpose2d
 
@@ -123,12 +123,15 @@ def test_conv2d_same_and_depthwise_match_torch(torch, rng, path, kwargs):
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
 
 
+@pytest.mark.parametrize("sample_columns", [1, 2**30], ids=["samples-apart", "side-by-side"])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-@pytest.mark.parametrize("budget", [1, 2000], ids=["row-bands", "sample-blocks"])
-def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers):
+@pytest.mark.parametrize("budget", [1, 40000], ids=["row-bands", "sample-blocks"])
+def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers, sample_columns):
     """A tiny block budget forces bands of output rows (1 byte) or blocks of a few samples, shared among
-    1, 2 or 3 worker threads; the results must not depend on how the columns were split or shared."""
+    1, 2 or 3 worker threads, whose GEMMs take the samples apart or side by side (a band is always
+    apart); the results must not depend on how the columns were split, shared or multiplied."""
     monkeypatch.setattr(direct, "MAX_FILTERS", 0)
+    monkeypatch.setattr(conv_blocks, "SAMPLE_COLUMNS", sample_columns)
     monkeypatch.setattr(blocks, "BLOCK_BYTES", budget)
     monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
     monkeypatch.setattr(threads, "_workers", workers)

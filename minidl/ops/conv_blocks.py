@@ -8,11 +8,12 @@ The columns of all the samples of a block sit side by side in one matrix, channe
     yT = W @ col         W as (O, C*KH*KW),  yT as (O, N*OH*OW)
     y[n, o] = yT[o, n] + b[o]                 one pass that puts the sample axis first and adds the bias
 
-One large GEMM per block runs near the BLAS peak, where one small GEMM per sample (say 32x288 @ 288x121)
-does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint (n, oh, ow)
-axis, with no per-sample partial products to add up. The price is the transposing pass above and a
-transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block and cheap next
-to the GEMMs.
+One large GEMM per block runs near the BLAS peak where one small GEMM per sample (say 32x121 columns
+on 288 rows) does not; and the weight gradient sum_n gy[n] @ col[n]^T is then one GEMM over the joint
+(n, oh, ow) axis, with no per-sample partial products to add up. The price is the transposing pass above
+and a transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block. Where a
+sample alone has enough positions for a GEMM of its own (``SAMPLE_COLUMNS``), y, gx and gb are computed a
+sample at a time instead, on y and gy as they lie, and those passes are skipped (:func:`conv_blocks`).
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
 a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
@@ -30,6 +31,12 @@ from ..kernels import kernels_for
 from . import blocks
 
 
+# A sample's products are GEMMs of their own (below) when a sample of the block has at least this many output
+# positions: wide enough for the BLAS, and then no pass is spent moving the sample axis (numbers:
+# docs/PERFORMANCE.md, "Samples apart in the block engine").
+SAMPLE_COLUMNS = 128
+
+
 def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
     """Block (n0:n1, oh0:oh1) of g (N, O, OH, OW) with its first two axes swapped, (O, Nb, R, OW), copied
     into ``buf``: the block's columns of ``gT`` in the GEMMs below. Each worker swaps its own blocks,
@@ -40,6 +47,14 @@ def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
     return buf, block
 
 
+def _matrices(block, G: int, rows: int, Nb: int, apart: bool):
+    """A block of columns laid out (G, rows, Nb, positions per sample), e.g. im2col's, as GEMM operands:
+    (Nb, G, rows, positions), one matrix per sample and group (``apart``; strided views, which BLAS takes
+    as they are), or (1, G, rows, Nb*positions), the samples side by side."""
+    block = block.reshape(G, rows, Nb, -1)
+    return block.transpose(2, 0, 1, 3) if apart else block.reshape(1, G, rows, -1)
+
+
 def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int, *, x=None, W=None,
                 b=None, gy=None, input_size=None, y=False, gx=False, gW=False, gb=False):
     """The products of a convolution over the output grid (n, oh, ow), block by block: whichever of
@@ -48,11 +63,16 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
     x (N, C, H, W_in) the input (needed for y and gW); W (O, C/G, KH, KW); b (O,) or None; gy (N, O, OH, OW)
     the output gradient (needed for gx, gW, gb); ``input_size`` (H, W_in) when x is not given; ``padding``
     is (top, left), the bottom/right padding being whatever OH, OW imply. Per block, with col its im2col
-    columns and gyT its gy with the first two axes swapped (:func:`_swapped_block`):
-        y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, OH*OW)
-        gW[g]   += gyT[g] @ col[g]^T                     (O/G, C/G*KH*KW): the sum over samples in the GEMM
-        gb      += sum of gyT over its columns
-        gx      += col2im(W[g]^T @ gyT[g])               the adjoint of the im2col + GEMM of y
+    columns (G, K, Nb*R*OW), K = C/G*KH*KW:
+        y[n, g]  = W[g] @ col[g][:, n] + b               (O/G, R*OW)
+        gW[g]   += gy[:, g] @ col[g]^T                   (O/G, K): the sum over the block's samples in the GEMM
+        gb      += sum of gy over the block's positions
+        gx      += col2im(W[g]^T @ gy[:, g])             the adjoint of the im2col + GEMM of y
+    The GEMMs take the samples of a block one of two ways. Side by side, as one matrix of Nb*R*OW columns: y
+    then comes out with its first two axes swapped (O, Nb, R, OW), and gy must be copied so
+    (:func:`_swapped_block`). Or apart, one GEMM per sample on the arrays as they lie, with no pass to swap
+    axes: when a sample has SAMPLE_COLUMNS positions or more, and for gW (whose per-sample products
+    would have to be added up) only when the block is a single sample or a band of one.
     Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
     Returns ``(y, gx, gW, gb)``, None for what was not asked for.
     """
@@ -79,14 +99,19 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
         col_buf = yT_buf = gyT_buf = gcol_buf = sum_gW = sum_gb = None
         for n0, n1, oh0, oh1 in share:
             Nb, R = n1 - n0, oh1 - oh0
-            P = Nb * R * OW
+            apart = xp is np and (Nb == 1 or R * OW >= SAMPLE_COLUMNS)
+
             if unfold:
                 col_buf, col = blocks.buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
                 im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
-                col = col.reshape(G, K, P)
-            if y:
-                yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, P), dtype)
-                matmul(Wg, col, out=yT)
+            if y and apart:  # straight into y
+                yb = out_y[n0:n1, :, oh0:oh1].reshape(Nb, G, O // G, R * OW)
+                matmul(Wg, _matrices(col, G, K, Nb, apart), out=yb)
+                if b is not None:
+                    xp.add(yb, b.reshape(G, O // G, 1), out=yb)
+            elif y:
+                yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, Nb * R * OW), dtype)
+                matmul(Wg, _matrices(col, G, K, Nb, False)[0], out=yT)
                 yT = yT.reshape(O, Nb, R, OW).swapaxes(0, 1)
                 if b is None:
                     out_y[n0:n1, :, oh0:oh1] = yT
@@ -94,18 +119,23 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
                     xp.add(yT, b.reshape(O, 1, 1), out=out_y[n0:n1, :, oh0:oh1])
             if gy is None:
                 continue
-            gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
-            gyT = gyT.reshape(G, O // G, P)
+            # gW's products are summed over the samples: apart, only for a single sample (or a band of one).
+            apart = apart and (Nb == 1 or not gW)
+            if apart:  # gy as it lies
+                gyb = gy[n0:n1, :, oh0:oh1].reshape(Nb, G, O // G, R * OW)
+            else:
+                gyT_buf, gyT = _swapped_block(xp, gyT_buf, gy, n0, n1, oh0, oh1)
+                gyb = gyT.reshape(1, G, O // G, Nb * R * OW)
             if gb:
-                part = gyT.reshape(O, P).sum(axis=1)
+                part = gyb.sum(axis=(0, 3)).reshape(O)
                 sum_gb = part if sum_gb is None else xp.add(sum_gb, part, out=sum_gb)
             if gW:
-                part = matmul(gyT, col.swapaxes(-1, -2))
+                part = matmul(gyb[0], _matrices(col, G, K, Nb, apart)[0].swapaxes(-1, -2))
                 sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
             if gx:
-                gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (G, K, P), dtype)
-                matmul(Wg.transpose(0, 2, 1), gyT, out=gcol)
-                col2im(gcol.reshape(C, KH, KW, Nb, R, OW), SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
+                gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (C, KH, KW, Nb, R, OW), dtype)
+                matmul(Wg.transpose(0, 2, 1), gyb, out=_matrices(gcol, G, K, Nb, apart))
+                col2im(gcol, SH, SW, PH, PW, DH, DW, oh0, out_gx[n0:n1])
         return sum_gW, sum_gb
 
     column_bytes = dtype.itemsize * (C * KH * KW * (unfold + gx) + O * (y + (gy is not None)))
