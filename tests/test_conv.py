@@ -138,6 +138,9 @@ def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers
     cfg = dict(x=(3, 4, 9, 8), W=(6, 2, 3, 2), b=(6,), kwargs=dict(stride=(2, 1), padding=1, dilation=(1, 2),
                                                                    groups=2))
     check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    # 72 rows of columns on 4 filters: the weight gradient as (col @ gy^T)^T in the worker threads
+    cfg = dict(x=(3, 8, 7, 6), W=(4, 8, 3, 3), b=(4,), kwargs=dict(padding=1))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
     cfg = dict(x=(3, 4, 5, 4), W=(4, 3, 3, 2), b=(6,), kwargs=dict(stride=2, padding=(1, 0), output_padding=1,
                                                                    groups=2, dilation=1))
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
