@@ -13,7 +13,8 @@ on 288 rows) does not; and the weight gradient sum_n gy[n] @ col[n]^T is then on
 (n, oh, ow) axis, with no per-sample partial products to add up. The price is the transposing pass above
 and a transposed copy of gy in the backward (``gyT``, (O, N, OH, OW)), both made block by block. Where a
 sample alone has enough positions for a GEMM of its own (``SAMPLE_COLUMNS``), y, gx and gb are computed a
-sample at a time instead, on y and gy as they lie, and those passes are skipped (:func:`conv_blocks`).
+sample at a time instead, on y and gy as they lie, and those passes are skipped (:func:`conv_blocks`);
+the bias then joins y's GEMM as one more column of W against a row of ones under the columns.
 
 The columns are built for a block of samples at a time (or for bands of output rows of one sample, when
 a single sample is larger than that), about ``blocks.BLOCK_BYTES`` each, so the buffers stay small
@@ -105,6 +106,9 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
     if W is not None:
         Wg = W.reshape(G, O // G, K)
     unfold = y or gW
+    # With one group, y's bias joins its GEMM where the samples are apart: y[n] = [W b] @ [col[:, n]; 1], a
+    # row of ones under the columns, and no pass over y to add b (numbers: docs/PERFORMANCE.md, "Bias in the GEMM").
+    Wb = xp.concatenate([Wg[0], b.reshape(O, 1)], axis=1) if y and b is not None and G == 1 else None
 
     def work(share, in_worker):
         im2col, matmul = blocks.tools(xp, kernels.im2col, in_worker)
@@ -113,15 +117,21 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
         for n0, n1, oh0, oh1 in share:
             Nb, R = n1 - n0, oh1 - oh0
             apart = xp is np and (Nb == 1 or R * OW >= SAMPLE_COLUMNS)
-
+            ones = apart and Wb is not None
             if unfold:
-                col_buf, col = blocks.buffer(xp, col_buf, (C, KH, KW, Nb, R, OW), dtype)
+                col_buf, cols = blocks.buffer(xp, col_buf, (C * KH * KW + ones, Nb * R * OW), dtype)
+                col = cols[:C * KH * KW].reshape(C, KH, KW, Nb, R, OW)
                 im2col(x[n0:n1], KH, KW, SH, SW, PH, PW, DH, DW, oh0, col)
+                if ones:
+                    cols[-1] = 1
             if y and apart:  # straight into y
                 yb = out_y[n0:n1, :, oh0:oh1].reshape(Nb, G, O // G, R * OW)
-                matmul(Wg, _matrices(col, G, K, Nb, apart), out=yb)
-                if b is not None:
-                    xp.add(yb, b.reshape(G, O // G, 1), out=yb)
+                if ones:
+                    matmul(Wb, _matrices(cols, 1, K + 1, Nb, True), out=yb)
+                else:
+                    matmul(Wg, _matrices(col, G, K, Nb, True), out=yb)
+                    if b is not None:
+                        xp.add(yb, b.reshape(G, O // G, 1), out=yb)
             elif y:
                 yT_buf, yT = blocks.buffer(xp, yT_buf, (G, O // G, Nb * R * OW), dtype)
                 matmul(Wg, _matrices(col, G, K, Nb, False)[0], out=yT)
