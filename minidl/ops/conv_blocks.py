@@ -36,6 +36,9 @@ from . import blocks
 # positions: wide enough for the BLAS, and then no pass is spent moving the sample axis (numbers:
 # docs/PERFORMANCE.md, "Samples apart in the block engine").
 SAMPLE_COLUMNS = 128
+# ... and the weight gradient takes them apart too when a group's columns have at most this many rows (a
+# 3x3 kernel on 1 or 3 channels): there the copy of gy that the joint GEMM needs costs more than the GEMM.
+THIN_ROWS = 32
 
 
 def _swapped_block(xp, buf, g, n0: int, n1: int, oh0: int, oh1: int):
@@ -57,16 +60,20 @@ def _matrices(block, G: int, rows: int, Nb: int, apart: bool):
 
 
 def _weight_product(matmul, gy, col, in_worker: bool):
-    """gy @ col^T, (G, O/G, K) from gy (G, O/G, P) and col (G, K, P): the weight gradient of a block.
+    """sum_s gy[s] @ col[s]^T, (G, O/G, K), from gy (S, G, O/G, P) and col (S, G, K, P): a block's weight
+    gradient, S its samples taken apart (or 1, side by side; see :func:`_matrices`).
 
-    Inside a worker thread, when col has at least max(64, O/G) rows, computed as (col @ gy^T)^T, the GEMM
-    K rows high: OpenBLAS runs it faster than the product O/G rows high, 1.15-1.85x for K >= 75 and O/G <= 64
-    (numbers: docs/PERFORMANCE.md, "Weight gradient, the columns' rows first"). Not in a single block, whose
-    product is split across the cores by the second operand's columns: every thread would pack all of col."""
+    Inside a worker thread, when col has at least max(64, O/G) rows, each product is computed as
+    (col @ gy^T)^T, the GEMM K rows high: OpenBLAS runs it faster than the product O/G rows high, 1.15-1.85x for
+    K >= 75 and O/G <= 64 (numbers: docs/PERFORMANCE.md, "Weight gradient, the columns' rows first"). Not in a
+    single block, whose product is split across the cores by the second operand's columns: every thread
+    would pack all of col."""
     K, O = col.shape[-2], gy.shape[-2]
     if in_worker and K >= max(64, O):
-        return matmul(col, gy.swapaxes(-1, -2)).swapaxes(-1, -2)
-    return matmul(gy, col.swapaxes(-1, -2))
+        products = matmul(col, gy.swapaxes(-1, -2)).swapaxes(-1, -2)
+    else:
+        products = matmul(gy, col.swapaxes(-1, -2))
+    return products[0] if len(products) == 1 else products.sum(axis=0)
 
 
 def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, groups: int, *, x=None, W=None,
@@ -142,8 +149,9 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
                     xp.add(yT, b.reshape(O, 1, 1), out=out_y[n0:n1, :, oh0:oh1])
             if gy is None:
                 continue
-            # gW's products are summed over the samples: apart, only for a single sample (or a band of one).
-            apart = apart and (Nb == 1 or not gW)
+            # gW's products would have to be summed over the samples: apart only for a single sample (or a band
+            # of one), or where col has so few rows (K <= THIN_ROWS) that copying gy costs more than the GEMM.
+            apart = apart and (Nb == 1 or not gW or K <= THIN_ROWS)
             if apart:  # gy as it lies
                 gyb = gy[n0:n1, :, oh0:oh1].reshape(Nb, G, O // G, R * OW)
             else:
@@ -153,7 +161,7 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
                 part = gyb.sum(axis=(0, 3)).reshape(O)
                 sum_gb = part if sum_gb is None else xp.add(sum_gb, part, out=sum_gb)
             if gW:
-                part = _weight_product(matmul, gyb[0], _matrices(col, G, K, Nb, apart)[0], in_worker)
+                part = _weight_product(matmul, gyb, _matrices(col, G, K, Nb, apart), in_worker)
                 sum_gW = part if sum_gW is None else xp.add(sum_gW, part, out=sum_gW)
             if gx:
                 gcol_buf, gcol = blocks.buffer(xp, gcol_buf, (C, KH, KW, Nb, R, OW), dtype)
