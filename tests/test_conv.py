@@ -146,12 +146,8 @@ def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
 
 
-@pytest.fixture
-def winograd_calls(monkeypatch):
-    """Send every 3x3 stride-1 convolution, however few its channels, through Winograd, and record which of
-    its products ran, so that a test can check the path it means to test was taken."""
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+def record_winograd(monkeypatch) -> list:
+    """The names of Winograd's products (conv_output, conv_grad_input, conv_grad_weight), as they run."""
     calls = []
     for name in ("conv_output", "conv_grad_input", "conv_grad_weight"):
         def counted(*args, product=getattr(winograd, name), name=name, **kwargs):
@@ -159,6 +155,31 @@ def winograd_calls(monkeypatch):
             return product(*args, **kwargs)
         monkeypatch.setattr(winograd, name, counted)
     return calls
+
+
+@pytest.fixture
+def winograd_calls(monkeypatch):
+    """Send every 3x3 stride-1 convolution, however few its channels and however its tiles fit, through
+    Winograd, and record which of its products ran, so that a test can check the path it means to test
+    was taken."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+    monkeypatch.setattr(winograd, "MAX_COLUMNS_PER_POSITION", float("inf"))
+    return record_winograd(monkeypatch)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_winograd_only_where_its_tiles_fit(torch, rng, monkeypatch, padding):
+    """32 channels on 6x6 maps. Unpadded, the output (4x4) and the weight gradient (tiled on gy's 4x4) take
+    F(4x4, 3x3), one tile each, and the input gradient, a 6x6 map whose tiles would spend 4 columns per
+    position, takes the block engine; padded, every map is 6x6 and nothing takes Winograd. Either way the
+    results are PyTorch's."""
+    monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
+    assert winograd.columns_per_position(4, 4) == 2.25 and winograd.columns_per_position(6, 6) == 4.0
+    calls = record_winograd(monkeypatch)
+    cfg = dict(x=(2, 32, 6, 6), W=(32, 32, 3, 3), b=(32,), kwargs=dict(padding=padding))
+    check_against_torch(torch, rng, conv2d, torch.nn.functional.conv2d, cfg)
+    assert sorted(calls) == (["conv_grad_weight", "conv_output"] if padding == 0 else [])
 
 
 def winograd_config(rng) -> dict:
@@ -223,10 +244,10 @@ def test_winograd_blocks_match_torch(torch, rng, monkeypatch, winograd_calls, bu
 def test_winograd_float32_matches_torch(torch, rng):
     """At the default threshold and in float32, as the seed models run it (VGG-16's 64->64 layer): the
     transforms round differently from a direct sum, within a few float32 units of PyTorch."""
-    x = rng.standard_normal((11, 64, 10, 10)).astype(np.float32)  # 1,100 positions: above MIN_POSITIONS
+    x = rng.standard_normal((8, 64, 12, 12)).astype(np.float32)  # 1,152 positions: above MIN_POSITIONS
     W = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(np.float32)
-    gy = rng.standard_normal((11, 64, 10, 10)).astype(np.float32)
-    assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 64, 64, 11 * 10 * 10)
+    gy = rng.standard_normal((8, 64, 12, 12)).astype(np.float32)
+    assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 64, 64, 8 * 12 * 12, (12, 12))
     mx, mW = mdl.tensor(x, requires_grad=True), mdl.tensor(W, requires_grad=True)
     y = conv2d(mx, mW, padding=1)
     y.backward(mdl.tensor(gy))

@@ -100,7 +100,7 @@ def test_training_step_same_on_both_paths(monkeypatch, name, knobs, input_size):
 def test_winograd_switch_sends_convolutions_to_im2col(monkeypatch, rng):
     """``winograd.enabled = False`` keeps the fast kernels but turns Winograd off: same numbers, im2col."""
     monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
-    x = mdl.tensor(rng.standard_normal((2, 64, 6, 6)))
+    x = mdl.tensor(rng.standard_normal((2, 64, 8, 8)))
     W = mdl.tensor(rng.standard_normal((64, 64, 3, 3)) / 24)
     calls = counting(monkeypatch, winograd, ["conv_output"])
     with_winograd = F.conv2d(x, W, padding=1).numpy()

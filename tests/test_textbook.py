@@ -146,7 +146,8 @@ def test_conv2d_equals_each_fast_path(rng, monkeypatch, path):
     if path == "winograd":
         monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
         monkeypatch.setattr(winograd, "MIN_POSITIONS", 1)
-        assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 3, 4, 1)
+        monkeypatch.setattr(winograd, "MAX_COLUMNS_PER_POSITION", float("inf"))
+        assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 3, 4, 1, (7, 6))
     else:
         monkeypatch.setattr(blocks, "BLOCK_BYTES", 1)
         monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)

@@ -38,13 +38,14 @@ if TYPE_CHECKING:
     from ..tensor import Tensor
 
 
-def _winograd(W, geometry, x) -> bool:
-    """Whether Winograd's algorithm computes this convolution (CPU arrays, and ``winograd.suits``); ``x`` is
-    the input, or the output's gradient (about the same size: 3x3, stride 1)."""
+def _winograd(W, geometry, x, out_size) -> bool:
+    """Whether Winograd's algorithm computes a product of this convolution (CPU arrays, and
+    ``winograd.suits``): ``x`` is the product's input (the input, or the output's gradient), ``out_size`` the
+    size of the maps it makes."""
     stride, _, dilation, groups = geometry
     return (get_array_module(x) is np
             and winograd.suits(*W.shape[2:], stride, dilation, groups, W.shape[1] * groups, W.shape[0],
-                               x.shape[0] * x.shape[2] * x.shape[3]))
+                               x.shape[0] * x.shape[2] * x.shape[3], out_size))
 
 
 def _direct(W, geometry, x) -> bool:
@@ -57,7 +58,7 @@ def conv_output(x, W, b, geometry, out_size):
     """y (N, O, OH, OW) = W * x + b:  y[n, g] = W[g] @ col(x)[g][:, n] + b.
 
     ``geometry`` is (stride, padding (top, left), dilation, groups); ``out_size`` (OH, OW)."""
-    if _winograd(W, geometry, x):
+    if _winograd(W, geometry, x, out_size):
         return winograd.conv_output(x, W, b, geometry[1], out_size)
     if _direct(W, geometry, x):
         return direct.conv_output(x, W, b, *geometry[1:3], out_size)
@@ -66,7 +67,7 @@ def conv_output(x, W, b, geometry, out_size):
 
 def conv_grad_input(gy, W, geometry, input_size):
     """gx (N, C, H, W) = col2im(W[g]^T @ gy[g]): the gradient of W * x in x, which is conv_transpose2d(gy, W)."""
-    if _winograd(W, geometry, gy):
+    if _winograd(W, geometry, gy, input_size):
         return winograd.conv_grad_input(gy, W, geometry[1], input_size)
     if _direct(W, geometry, gy):
         return direct.conv_grad_input(gy, W, *geometry[1:], input_size)
@@ -76,7 +77,7 @@ def conv_grad_input(gy, W, geometry, input_size):
 def conv_grad_weight(x, gy, W, geometry):
     """gW (O, C/G, KH, KW) = gy[g] @ col(x)[g]^T: the gradient of W * x in W, summed over (n, oh, ow) by the
     GEMM. W gives the shape (its values are not read)."""
-    if _winograd(W, geometry, x):
+    if _winograd(W, geometry, x, gy.shape[2:]):
         return winograd.conv_grad_weight(x, gy, geometry[1])
     if _direct(W, geometry, x):
         return direct.conv_grad_weight(x, gy, W, *geometry[1:3])
@@ -118,12 +119,15 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if (need_x or need_W) and not _winograd(W, ctx.geometry, x) and not _direct(W, ctx.geometry, x):
+        winograd_x = need_x and _winograd(W, ctx.geometry, gy, x.shape[2:])
+        winograd_W = need_W and _winograd(W, ctx.geometry, x, gy.shape[2:])
+        if (need_x or need_W) and not (winograd_x or winograd_W or _direct(W, ctx.geometry, x)):
             # On the block engine, the three lines below in one pass, each block of gy transposed once
             # for all of them (docs/PERFORMANCE.md, "Convolution backward in one pass").
             _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
                                         gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
             return gx, gW, gb
+        # Otherwise each product takes its own path (Winograd where its tiles fit the maps it makes).
         gx = conv_grad_input(gy, W, ctx.geometry, x.shape[2:]) if need_x else None
         gW = conv_grad_weight(x, gy, W, ctx.geometry) if need_W else None
         gb = conv_grad_bias(gy) if need_b else None
@@ -162,7 +166,7 @@ class ConvTranspose2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if need_x and need_W and not _winograd(W, ctx.geometry, gy) and not _direct(W, ctx.geometry, gy):
+        if need_x and need_W and not _winograd(W, ctx.geometry, gy, x.shape[2:]) and not _direct(W, ctx.geometry, gy):
             # The same two products in one pass of the engine, from one im2col of gy for both.
             gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x, y=True,
                                        gW=True)

@@ -93,7 +93,8 @@ def conv_blocks(KH: int, KW: int, OH: int, OW: int, stride, padding, dilation, g
     then comes out with its first two axes swapped (O, Nb, R, OW), and gy must be copied so
     (:func:`_swapped_block`). Or apart, one GEMM per sample on the arrays as they lie, with no pass to swap
     axes: when a sample has SAMPLE_COLUMNS positions or more, and for gW (whose per-sample products
-    would have to be added up) only when the block is a single sample or a band of one.
+    are then added up) only when the block is a single sample or a band of one, or col has at most
+    THIN_ROWS rows.
     Each worker thread adds up the gW and gb of its own blocks; the workers' sums are added at the end.
     Returns ``(y, gx, gW, gb)``, None for what was not asked for.
     """

@@ -33,7 +33,9 @@ The transform kernels run on vectors of channels: each row of tiles copies the r
 it into a small channels-last scratch slab first, and the output tiles go back into NCHW the same way.
 
 Only stride 1, dilation 1, one group, and (:func:`suits`) enough channels for the GEMMs to be worth
-their transforms: :data:`MIN_CHANNELS` (numbers: docs/PERFORMANCE.md, "Winograd channel threshold").
+their transforms: :data:`MIN_CHANNELS` (numbers: docs/PERFORMANCE.md, "Winograd channel threshold"); and
+each product (the output, or a gradient) only where the tiles fit its maps well
+(:data:`MAX_COLUMNS_PER_POSITION`).
 The transforms are Numba kernels with plain twins in ``kernels/reference.py``; on the GPU every
 convolution keeps im2col. The price is rounding: the transforms add, subtract and (F(4x4, 3x3)) scale up to
 36 terms, so float32 results are further from a direct sum than im2col's, as said above
@@ -56,6 +58,11 @@ MIN_CHANNELS = 32
 # gradient): on fewer, the filter transforms, whose cost does not shrink with the batch, outweigh what the
 # tiles save (numbers: docs/PERFORMANCE.md, "Winograd position threshold").
 MIN_POSITIONS = 1024
+# ... and when its tiles cover the product's output with at most this many GEMM columns per output position
+# (tile positions x tiles / output positions): 2.25 where F(4x4, 3x3)'s tiles fit the map, more than 3 on
+# square maps of 2, 3, 5, 6, 9, 10, 13 and 17 rows, where many of the tiles' positions fall outside it
+# (numbers: docs/PERFORMANCE.md, "Winograd tiles that fit").
+MAX_COLUMNS_PER_POSITION = 3.0
 
 
 # The switch: ``minidl.ops.winograd.enabled = False`` (or ``MINIDL_WINOGRAD=0`` in the environment) sends
@@ -63,13 +70,14 @@ MIN_POSITIONS = 1024
 enabled = os.environ.get("MINIDL_WINOGRAD", "1") != "0"
 
 
-def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int, positions: int) -> bool:
-    """Whether Winograd's algorithm computes this convolution, and pays: switched on, the fast kernels in
-    use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS input and output channels and
-    MIN_POSITIONS positions (N x H x W) in the maps."""
+def suits(KH: int, KW: int, stride, dilation, groups: int, C: int, O: int, positions: int, out_size) -> bool:
+    """Whether Winograd's algorithm computes a product of this convolution (its output, or a gradient), and
+    pays: switched on, the fast kernels in use, 3x3, stride 1, no dilation, one group, at least MIN_CHANNELS
+    input and output channels, MIN_POSITIONS positions (N x H x W) in the maps, and tiles that fit the
+    product's output maps ``out_size`` (:func:`columns_per_position`)."""
     return (enabled and kernels_in_use() == "fast" and (KH, KW) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1 and min(C, O) >= MIN_CHANNELS
-            and positions >= MIN_POSITIONS)
+            and positions >= MIN_POSITIONS and columns_per_position(*out_size) <= MAX_COLUMNS_PER_POSITION)
 
 
 class Tiling(NamedTuple):
@@ -110,6 +118,15 @@ def tiling(OH: int, OW: int) -> Tiling:
         TH, TW = t.grid(OH, OW)
         return t.positions * TH * TW
     return F4 if columns(F4) < columns(F2) else F2
+
+
+def columns_per_position(OH: int, OW: int) -> float:
+    """The GEMM columns (tile positions x tiles) that :func:`tiling`'s tiles spend per output position on an
+    OH x OW map: im2col's GEMM spends 9 multiplications where a column spends 1, but the columns also cost
+    their transforms. 2.25 where F(4x4, 3x3)'s tiles fit, 36 * 4 / 36 = 4 on a 6x6 map (F(2x2, 3x3))."""
+    t = tiling(OH, OW)
+    TH, TW = t.grid(OH, OW)
+    return t.positions * TH * TW / (OH * OW)
 
 
 def transform_weight(W, t: Tiling, turned: bool = False):
