@@ -123,7 +123,8 @@ def tiling(OH: int, OW: int) -> Tiling:
 def columns_per_position(OH: int, OW: int) -> float:
     """The GEMM columns (tile positions x tiles) that :func:`tiling`'s tiles spend per output position on an
     OH x OW map: im2col's GEMM spends 9 multiplications where a column spends 1, but the columns also cost
-    their transforms. 2.25 where F(4x4, 3x3)'s tiles fit, 36 * 4 / 36 = 4 on a 6x6 map (F(2x2, 3x3))."""
+    their transforms. 36 x 1 / 16 = 2.25 where F(4x4, 3x3)'s tiles fit (a 4x4 map), 16 x 9 / 36 = 4 on a 6x6
+    map (9 tiles of F(2x2, 3x3))."""
     t = tiling(OH, OW)
     TH, TW = t.grid(OH, OW)
     return t.positions * TH * TW / (OH * OW)
