@@ -146,6 +146,22 @@ def test_conv_column_blocks_match_torch(torch, rng, monkeypatch, budget, workers
     check_against_torch(torch, rng, conv_transpose2d, torch.nn.functional.conv_transpose2d, cfg)
 
 
+@pytest.mark.parametrize("sample_columns", [1, 2**30], ids=["samples-apart", "side-by-side"])
+def test_conv_column_blocks_gradcheck(rng, monkeypatch, sample_columns):
+    """gradcheck (float64, random upstream gradient) on blocks of two samples shared by two workers, the
+    samples taken apart or side by side: one group with a bias (apart, the bias in the GEMM) and 72 rows of
+    columns (the weight gradient as (col @ gy^T)^T); two groups with 12 rows (apart, gW summed per sample)."""
+    monkeypatch.setattr(direct, "MAX_FILTERS", 0)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 40000)
+    monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(threads, "_workers", 2)
+    monkeypatch.setattr(conv_blocks, "SAMPLE_COLUMNS", sample_columns)
+    for cfg in (dict(x=(3, 8, 7, 6), W=(4, 8, 3, 3), b=(4,), kwargs=dict(padding=1)),
+                dict(x=(3, 4, 9, 8), W=(6, 2, 3, 2), b=(6,), kwargs=dict(stride=(2, 1), padding=1, groups=2))):
+        inputs = make_inputs(rng, cfg)
+        assert mdl.gradcheck(lambda *a: conv2d(*a, **cfg["kwargs"]), inputs)
+
+
 def record_winograd(monkeypatch) -> list:
     """The names of Winograd's products (conv_output, conv_grad_input, conv_grad_weight), as they run."""
     calls = []
