@@ -247,7 +247,7 @@ def test_kernels_run_without_jit():
         "    a = np.empty((2, 3, 3, 2)); k.avg_pool2d_forward(x, 3, 2, 2, 2, 1, 0, False, 0, a)\n"
         "    V = np.empty((16, 2 * 3 * 2 * 3)); k.winograd_input(x, 1, 1, 0, 3, 2, V)\n"
         "    r = np.empty_like(x)\n"
-        "    if k is cpu: k.leaky_relu_backward(x - 3, x - 2, 0.1, r)\n"
+        "    if k is cpu: k.leaky_relu_backward(x - 3, x - 2 > 0, 0.1, r)\n"
         "    else: r[...] = np.where(x - 2 > 0, x - 3, (x - 3) * 0.1)  # LeakyReLU's math\n"
         "    print(g.sum(), i.sum(), a.sum(), V.sum(), r.sum())\n"
     )

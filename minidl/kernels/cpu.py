@@ -533,46 +533,50 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
 
 
 @_kernel
-def relu_forward(x, out):
+def relu_forward(x, out, mask):
     # Flat, contiguous arrays with unsigned indices: one vectorized pass, faster than NumPy's maximum
-    # (numbers: docs/PERFORMANCE.md, "ReLU forward: one flat pass"); the ops split the arrays across worker
-    # threads, see threads.elementwise.
-    a, r = x.reshape(x.size), out.reshape(out.size)
+    # (numbers: docs/PERFORMANCE.md, "ReLU forward: one flat pass"), writing y and the mask the backward
+    # keeps (y > 0, or NaN: where the gradient passes); the ops split the arrays across worker threads, see
+    # threads.elementwise.
+    a, r, m = x.reshape(x.size), out.reshape(out.size), mask.reshape(mask.size)
     zero = r.dtype.type(0)
     for i in prange(uint64(a.size)):
         v = a[i]
-        r[i] = v if v > 0 or v != v else zero
+        passes = v > 0 or v != v
+        r[i] = v if passes else zero
+        m[i] = passes
 
 
 @_kernel
-def relu_backward(gy, y, out):
-    # One pass, no boolean mask array: NumPy's gy * (y > 0) makes one, and is slower (numbers:
-    # docs/PERFORMANCE.md, "ReLU backward: no mask array"). A NaN y fails y <= 0: its gradient passes.
-    g, o, r = gy.reshape(gy.size), y.reshape(y.size), out.reshape(out.size)
+def relu_backward(gy, mask, out):
+    # One pass over gy and the forward's mask (one byte an element, where y would be four).
+    g, m, r = gy.reshape(gy.size), mask.reshape(mask.size), out.reshape(out.size)
     zero = r.dtype.type(0)
     for i in prange(uint64(g.size)):
-        r[i] = zero if o[i] <= 0 else g[i]
+        r[i] = g[i] if m[i] else zero
 
 
 @_kernel
-def leaky_relu_forward(x, negative_slope, out):
+def leaky_relu_forward(x, negative_slope, out, mask):
     # One flat pass as in relu_forward (NumPy's where(x > 0, x, a*x) makes a mask and a product first).
     # The slope is rounded to the array's dtype, as PyTorch does; a NaN fails v > 0 and stays NaN in v*a.
-    a, r = x.reshape(x.size), out.reshape(out.size)
+    a, r, m = x.reshape(x.size), out.reshape(out.size), mask.reshape(mask.size)
     slope = r.dtype.type(negative_slope)
     for i in prange(uint64(a.size)):
         v = a[i]
-        r[i] = v if v > 0 else v * slope
+        positive = v > 0
+        r[i] = v if positive else v * slope
+        m[i] = positive
 
 
 @_kernel
-def leaky_relu_backward(gy, x, negative_slope, out):
-    # One flat pass over gy and the forward's input x (their signs, not y's, pick the slope: see
+def leaky_relu_backward(gy, mask, negative_slope, out):
+    # One flat pass over gy and the forward's mask of x > 0 (x's signs, not y's, pick the slope: see
     # ops/activation.py, LeakyReLU).
-    g, s, r = gy.reshape(gy.size), x.reshape(x.size), out.reshape(out.size)
+    g, m, r = gy.reshape(gy.size), mask.reshape(mask.size), out.reshape(out.size)
     slope = r.dtype.type(negative_slope)
     for i in prange(uint64(g.size)):
-        r[i] = g[i] if s[i] > 0 else g[i] * slope
+        r[i] = g[i] if m[i] else g[i] * slope
 
 
 @_kernel(cost=2)

@@ -203,15 +203,24 @@ _KERNELS = {
         }
         gx = s;
         """),
+    # NaN is not <= 0: it passes, and stays NaN, as in PyTorch's relu.
+    "relu_forward": (
+        "T x",
+        "T y, bool mask",
+        "mask = !(x <= 0); y = mask ? x : (T)0;"),
+    "relu_backward": (
+        "T gy, bool mask",
+        "T gx",
+        "gx = mask ? gy : (T)0;"),
     # NaN is not > 0: it takes the slope branch and stays NaN, as in PyTorch.
     "leaky_relu_forward": (
         "T x, float64 negative_slope",
-        "T y",
-        "y = x > 0 ? x : x * (T)negative_slope;"),
+        "T y, bool mask",
+        "mask = x > 0; y = mask ? x : x * (T)negative_slope;"),
     "leaky_relu_backward": (
-        "T gy, T x, float64 negative_slope",
+        "T gy, bool mask, float64 negative_slope",
         "T gx",
-        "gx = x > 0 ? gy : gy * (T)negative_slope;"),
+        "gx = mask ? gy : gy * (T)negative_slope;"),
 }
 
 
@@ -294,22 +303,21 @@ def batch_norm_backward(gy, xhat, scale, gx, gW, gb):
                       out=gx, casting="unsafe")
 
 
-def relu_forward(x, out):
-    # CuPy's maximum propagates NaN, as PyTorch's relu does.
-    import cupy
-    cupy.maximum(x, x.dtype.type(0), out=out)
+def relu_forward(x, out, mask):
+    # One thread per element: y, and the mask of where the gradient passes (y > 0, or NaN).
+    _kernel("relu_forward")(x, out, mask)
 
 
-def relu_backward(gy, y, out):
-    import cupy
-    cupy.copyto(out, cupy.where(y <= 0, gy.dtype.type(0), gy))  # a NaN y lets its gradient pass
+def relu_backward(gy, mask, out):
+    # One thread per element.
+    _kernel("relu_backward")(gy, mask, out)
 
 
-def leaky_relu_forward(x, negative_slope, out):
-    # One thread per element; the slope is rounded to x's dtype, as in PyTorch.
-    _kernel("leaky_relu_forward")(x, negative_slope, out)
+def leaky_relu_forward(x, negative_slope, out, mask):
+    # One thread per element; the slope is rounded to x's dtype, as in PyTorch; the mask is x > 0.
+    _kernel("leaky_relu_forward")(x, negative_slope, out, mask)
 
 
-def leaky_relu_backward(gy, x, negative_slope, out):
-    # One thread per element; the sign of the forward's input picks the branch.
-    _kernel("leaky_relu_backward")(gy, x, negative_slope, out)
+def leaky_relu_backward(gy, mask, negative_slope, out):
+    # One thread per element; the forward's mask (the sign of its input) picks the branch.
+    _kernel("leaky_relu_backward")(gy, mask, negative_slope, out)

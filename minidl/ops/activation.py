@@ -19,8 +19,12 @@ from .checks import KERNEL_DTYPES, check_float, check_kernel_float
 class ReLU(Function):
     """y = max(x, 0).   gx = gy where y > 0, else 0.
 
+    The backward needs only where y > 0, so that is what is saved: a boolean mask, a quarter of y's bytes
+    (float32), and y itself is freed as soon as the next op is done with it (a max pooling after the ReLU
+    keeps only its indices). Saving y, as PyTorch does, would keep the whole activation until the backward
+    (numbers: docs/PERFORMANCE.md, "ReLU and LeakyReLU save a mask").
     A NaN input stays NaN, and its gradient passes through (``y <= 0`` is False for NaN), as in PyTorch.
-    Each method writes the math as one array expression, run on the reference path (``use_kernels``); its
+    Each method writes the math as array expressions, run on the reference path (``use_kernels``); its
     fast twin, ``kernels.cpu.relu_forward`` / ``relu_backward``, is one pass with no temporary, split across
     the cores (``threads.elementwise``) and run by the kernel's serial compilation (numbers:
     docs/PERFORMANCE.md, "ReLU split across the cores").
@@ -31,40 +35,48 @@ class ReLU(Function):
         twin = fast_twin(xp, "relu_forward")
         if twin is None:
             y = xp.maximum(x, 0)  # maximum keeps a NaN
+            passes = ~(y <= 0)  # where the gradient passes: y > 0, or NaN
         else:
             y = xp.empty(x.shape, dtype=x.dtype)
-            _run(xp, twin, y, xp.ascontiguousarray(x))
-        ctx.save_for_backward(y)
+            passes = xp.empty(x.shape, dtype=bool)
+            _run(xp, twin, y, xp.ascontiguousarray(x), mask=passes)
+        ctx.save_for_backward(passes)
         return y
 
     def backward(ctx, gy):
-        y, = ctx.saved
+        passes, = ctx.saved
         xp = get_array_module(gy)
         twin = fast_twin(xp, "relu_backward")
         if twin is None:
-            return xp.where(y <= 0, 0, gy)  # not gy * (y > 0): an inf in gy times 0 would give NaN
-        gx = xp.empty(y.shape, dtype=gy.dtype)
-        _run(xp, twin, gx, xp.ascontiguousarray(gy), y)
+            return xp.where(passes, gy, 0)  # not gy * passes: an inf in gy times 0 would give NaN
+        gx = xp.empty(passes.shape, dtype=gy.dtype)
+        _run(xp, twin, gx, xp.ascontiguousarray(gy), passes)
         return gx
 
 
-def _run(xp, kernel, out, *arrays, **scalars):
-    """``kernel(*arrays, **scalars, out=out)``: on the CPU in parts across the worker threads, else as one
-    call. ``scalars`` (a slope) go by name to every part, whole; only the arrays are cut."""
-    if xp is np:
-        threads.elementwise(functools.partial(serial(kernel), **scalars), out, *arrays)
+def _run(xp, kernel, out, *arrays, mask=None, **scalars):
+    """``kernel(*arrays, **scalars, out=out)``, with ``mask=mask`` too where a forward writes its mask: on the
+    CPU in parts across the worker threads (the arrays, out and mask cut alike; the scalars, a slope, go
+    whole to every part), else as one call."""
+    if xp is not np:
+        kernel(*arrays, out=out, **({} if mask is None else {"mask": mask}), **scalars)
+        return
+    run = functools.partial(serial(kernel), **scalars)
+    if mask is None:
+        threads.elementwise(run, out, *arrays)
     else:
-        kernel(*arrays, out=out, **scalars)
+        threads.elementwise(lambda *parts, out: run(*parts[:-1], out=out, mask=parts[-1]), out, *arrays, mask)
 
 
 class LeakyReLU(Function):
     """y = x if x > 0 else a*x.   gx = gy if x > 0 else a*gy.
 
-    The backward asks the sign of the input x, so x is what is saved: with a slope a <= 0 the sign of y
-    would not tell the two sides apart. NaN is not > 0, so it goes through a*x and stays NaN (PyTorch's
-    rule). The slope is rounded to x's dtype, as PyTorch does. The math is one expression each way; the
-    fast twins (``kernels.cpu.leaky_relu_forward`` / ``leaky_relu_backward``) are one pass each, split across
-    the cores as ReLU's.
+    The backward asks the sign of the input x, so where x > 0 is what is saved, as a boolean mask (a quarter
+    of x's bytes in float32; saving x, as PyTorch does, would keep the layer's whole input until the backward):
+    with a slope a <= 0 the sign of y would not tell the two sides apart. NaN is not > 0, so it goes through
+    a*x and stays NaN (PyTorch's rule). The slope is rounded to x's dtype, as PyTorch does. The math is one
+    expression each way; the fast twins (``kernels.cpu.leaky_relu_forward`` / ``leaky_relu_backward``) are one
+    pass each, split across the cores as ReLU's.
     """
 
     def forward(ctx, x, negative_slope):
@@ -72,22 +84,23 @@ class LeakyReLU(Function):
         x = xp.ascontiguousarray(x)
         twin = fast_twin(xp, "leaky_relu_forward")
         if twin is None:
-            y = xp.where(x > 0, x, x * x.dtype.type(negative_slope))
+            positive = x > 0
+            y = xp.where(positive, x, x * x.dtype.type(negative_slope))
         else:
-            y = xp.empty(x.shape, dtype=x.dtype)
-            _run(xp, twin, y, x, negative_slope=negative_slope)
-        ctx.save_for_backward(x)
+            y, positive = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=bool)
+            _run(xp, twin, y, x, mask=positive, negative_slope=negative_slope)
+        ctx.save_for_backward(positive)
         ctx.negative_slope = negative_slope
         return y
 
     def backward(ctx, gy):
-        x, = ctx.saved
+        positive, = ctx.saved
         xp = get_array_module(gy)
         twin = fast_twin(xp, "leaky_relu_backward")
         if twin is None:
-            return xp.where(x > 0, gy, gy * gy.dtype.type(ctx.negative_slope))
-        gx = xp.empty(x.shape, dtype=gy.dtype)
-        _run(xp, twin, gx, xp.ascontiguousarray(gy), x, negative_slope=ctx.negative_slope)
+            return xp.where(positive, gy, gy * gy.dtype.type(ctx.negative_slope))
+        gx = xp.empty(positive.shape, dtype=gy.dtype)
+        _run(xp, twin, gx, xp.ascontiguousarray(gy), positive, negative_slope=ctx.negative_slope)
         return gx
 
 
