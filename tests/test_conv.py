@@ -77,8 +77,9 @@ def path(request, monkeypatch):
     """Run a test on the block engine (im2col + GEMM) and on the direct sums, which then take every stride-1
     convolution, however many filters it has (strided ones stay on the block engine)."""
     limit = 0 if request.param == "im2col" else 2**30
-    monkeypatch.setattr(direct, "MAX_FILTERS", limit)
-    monkeypatch.setattr(direct, "MAX_CHANNELS", limit)
+    for name in ("MAX_FILTERS", "MAX_INPUT_GRAD_FILTERS", "MAX_CHANNELS"):
+        monkeypatch.setattr(direct, name, limit)
+    monkeypatch.setattr(direct, "MIN_POSITIONS", 2**30 - limit)
     return request.param
 
 
@@ -317,11 +318,19 @@ def test_conv2d_float32_keeps_dtype(torch, rng, path):
     np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.fixture
+def small_maps(monkeypatch):
+    """The direct sums on maps of any size (the tests' maps are smaller than direct.MIN_POSITIONS)."""
+    monkeypatch.setattr(direct, "MIN_POSITIONS", 1)
+
+
 def direct_config(rng) -> dict:
-    """A random stride-1 conv2d with a thin filter bank: groups (depthwise among them), dilation, paddings."""
+    """A random stride-1 conv2d with a thin filter bank, thin enough for all three products to take the direct
+    sums: groups (depthwise among them), dilation, paddings; an odd or even count of filters and channels per
+    group (the kernels take them two at a time)."""
     G = int(rng.choice([1, 2, 3]))
-    Cg = int(rng.integers(1, direct.MAX_CHANNELS + 1))
-    N, Og = int(rng.integers(1, 3)), int(rng.integers(1, direct.MAX_FILTERS + 1))
+    Cg = int(rng.integers(1, 9))
+    N, Og = int(rng.integers(1, 3)), int(rng.integers(1, direct.MAX_INPUT_GRAD_FILTERS + 1))
     KH, KW = (int(v) for v in rng.integers(1, 6, size=2))
     dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     padding = [int(rng.integers(0, 3)), (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same"][rng.integers(3)]
@@ -333,7 +342,7 @@ def direct_config(rng) -> dict:
 
 
 @pytest.mark.parametrize("case", range(8))
-def test_direct_conv2d_gradchecks_and_matches_torch(torch, rng, direct_calls, case):
+def test_direct_conv2d_gradchecks_and_matches_torch(torch, rng, direct_calls, small_maps, case):
     """At the default threshold: thin filter banks take the direct sums for the forward and both gradients."""
     cfg = direct_config(rng)
     inputs = [t for t in make_inputs(rng, cfg) if t is not None]
@@ -343,7 +352,7 @@ def test_direct_conv2d_gradchecks_and_matches_torch(torch, rng, direct_calls, ca
 
 
 @pytest.mark.parametrize("case", range(4))
-def test_direct_conv_transpose2d_matches_torch(torch, rng, direct_calls, case):
+def test_direct_conv_transpose2d_matches_torch(torch, rng, direct_calls, small_maps, case):
     """A stride-1 transposed convolution whose conv2d view has a thin filter bank: its forward is the direct
     input gradient, its gradients the direct forward and weight gradient."""
     G = int(rng.choice([1, 2]))
@@ -369,6 +378,32 @@ def test_direct_conv2d_float32_matches_torch(torch, rng):
     tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
     ty = torch.nn.functional.conv2d(tx, tW, tb)
     ty.backward(torch.tensor(gy))
+    for ours, theirs in ((y, ty), (mx.grad, tx.grad), (mW.grad, tW.grad), (mb.grad, tb.grad)):
+        theirs = theirs.detach().numpy()
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=2e-5 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("x_shape, W_shape, expected", [
+    ((2, 6, 14, 14), (16, 6, 5, 5), {"conv_direct", "conv_direct_grad_weight"}),  # LeNet's conv2: gx on im2col
+    ((2, 32, 12, 12), (5, 32, 2, 2), {"conv_direct", "conv_direct_grad_weight", "conv_direct_grad_input"}),
+    ((2, 3, 14, 14), (24, 3, 5, 5), set()),  # more filters than direct.MAX_FILTERS
+    ((2, 3, 12, 12), (6, 3, 5, 5), set()),  # 8x8 outputs: fewer positions than direct.MIN_POSITIONS
+], ids=["16-filters", "5-filters-32-channels", "24-filters", "small-maps"])
+def test_direct_sums_per_product(torch, rng, direct_calls, x_shape, W_shape, expected):
+    """Each product takes the direct sums by its own rule (the output and weight gradient up to
+    direct.MAX_FILTERS filters, the input gradient up to direct.MAX_INPUT_GRAD_FILTERS, on maps of at least
+    direct.MIN_POSITIONS outputs), and every mix gives PyTorch's numbers (float32)."""
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    W = (rng.standard_normal(W_shape) / np.sqrt(np.prod(W_shape[1:]))).astype(np.float32)
+    b = rng.standard_normal(W_shape[0]).astype(np.float32)
+    mx, mW, mb = (mdl.tensor(a, requires_grad=True) for a in (x, W, b))
+    y = conv2d(mx, mW, mb)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(mdl.tensor(gy))
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    ty = torch.nn.functional.conv2d(tx, tW, tb)
+    ty.backward(torch.tensor(gy))
+    assert set(direct_calls) == expected
     for ours, theirs in ((y, ty), (mx.grad, tx.grad), (mW.grad, tW.grad), (mb.grad, tb.grad)):
         theirs = theirs.detach().numpy()
         np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=2e-5 * np.abs(theirs).max())

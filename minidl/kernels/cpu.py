@@ -153,34 +153,84 @@ def col2im(col, SH, SW, PH, PW, DH, DW, oh0, x):
                     d += uint64(OW)
 
 
+@njit(cache=True)
+def _tap_offsets(Cg, KH, KW, Hp, Wp, DH, DW):
+    """Where each tap (c, kh, kw) of a filter reads the padded input, as an offset from its group's first
+    plane: (c*Hp + kh*DH)*Wp + kw*DW, at index j = (c*KH + kh)*KW + kw, as in W[o].ravel(). Padded to a
+    multiple of four with taps at offset 0, whose weights are 0, so that a pass can take four taps at once."""
+    T = Cg * KH * KW
+    taps = np.zeros(-(-T // 4) * 4, np.uint64)
+    for c in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                taps[(c * KH + kh) * KW + kw] = uint64((c * Hp + kh * DH) * Wp + kw * DW)
+    return taps
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _add_four_taps(run, xf, s0, s1, s2, s3, w):
+    """run[p] += w[0]*xf[s0 + p] + w[1]*xf[s1 + p] + w[2]*xf[s2 + p] + w[3]*xf[s3 + p]: four taps of one
+    filter in one pass, the run loaded and stored once for four products."""
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    for p in range(uint64(run.size)):
+        run[p] += w0 * xf[s0 + p] + w1 * xf[s1 + p] + w2 * xf[s2 + p] + w3 * xf[s3 + p]
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _add_four_taps_of_two(run0, run1, xf, s0, s1, s2, s3, w0, w1):
+    """:func:`_add_four_taps` for two filters of one group at once: each input value loaded once for two
+    products."""
+    a0, a1, a2, a3 = w0[0], w0[1], w0[2], w0[3]
+    b0, b1, b2, b3 = w1[0], w1[1], w1[2], w1[3]
+    for p in range(uint64(run0.size)):
+        v0, v1, v2, v3 = xf[s0 + p], xf[s1 + p], xf[s2 + p], xf[s3 + p]
+        run0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+        run1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+
+
 @_kernel(cost=16)
 def conv_direct(x, W, b, DH, DW, y):
-    # Threads over (n, o) output planes, each written by its thread alone. Each plane is summed in a scratch
-    # run of "extended rows": as wide as the padded input (Wp), so that output position p = oh*Wp + ow reads
-    # x at p + kh*DH*Wp + kw*DW for every (oh, ow) and one tap is one contiguous, vectorized pass over the
-    # whole plane; the Wp - OW columns past each row are computed and dropped when the plane is stored.
+    # Threads over output planes (n, o) taken two filters of a group at a time, each written by its thread
+    # alone. Each plane is summed in a scratch run of "extended rows": as wide as the padded input (Wp), so
+    # that output position p = oh*Wp + ow reads x at p + (kh*DH)*Wp + kw*DW for every (oh, ow) and one tap
+    # is one contiguous, vectorized pass over the whole plane; the Wp - OW columns past each row are
+    # computed and dropped when the plane is stored. A pass takes four taps of the two filters: a pass per
+    # tap would load and store a run for every multiply-add (numbers: docs/PERFORMANCE.md, "Direct
+    # convolution for thin filter banks").
     N, C, Hp, Wp = x.shape
     O, Cg, KH, KW = W.shape
     OH, OW = y.shape[2], y.shape[3]
-    Og = O // (C // Cg)
-    L = uint64((OH - 1) * Wp + OW)
-    xf = x.reshape(N * C * Hp * Wp)
-    for t in prange(N * O):
-        n = t // O
-        o = t % O
-        acc = np.empty(L, y.dtype)
-        acc[:] = b[o]
+    G = C // Cg
+    Og = O // G
+    pairs = (Og + 1) // 2  # per group; with an odd count of filters the last one goes alone
+    L = (OH - 1) * Wp + OW
+    taps = _tap_offsets(Cg, KH, KW, Hp, Wp, DH, DW)
+    Wt = np.zeros((O, taps.size), W.dtype)  # Wt[o, j]: the weight of tap j, 0 past the last
+    for o in range(O):
         for c in range(Cg):
-            plane = uint64((n * C + o // Og * Cg + c) * Hp * Wp)
             for kh in range(KH):
                 for kw in range(KW):
-                    w = W[o, c, kh, kw]
-                    s = plane + uint64(kh * DH * Wp + kw * DW)
-                    for p in range(L):
-                        acc[p] += w * xf[s + p]
-        for oh in range(OH):
-            for ow in range(OW):
-                y[n, o, oh, ow] = acc[oh * Wp + ow]
+                    Wt[o, (c * KH + kh) * KW + kw] = W[o, c, kh, kw]
+    xf = x.reshape(N * C * Hp * Wp)
+    for t in prange(N * G * pairs):
+        n = t // (G * pairs)
+        g = t // pairs % G
+        o = g * Og + 2 * (t % pairs)
+        two = o + 1 < (g + 1) * Og
+        runs = np.empty((2, L), y.dtype)
+        runs[0, :] = b[o]
+        runs[1, :] = b[o + 1] if two else 0
+        base = uint64((n * C + g * Cg) * Hp * Wp)
+        for j in range(0, taps.size, 4):
+            s0, s1, s2, s3 = base + taps[j], base + taps[j + 1], base + taps[j + 2], base + taps[j + 3]
+            if two:
+                _add_four_taps_of_two(runs[0], runs[1], xf, s0, s1, s2, s3, Wt[o, j:j + 4], Wt[o + 1, j:j + 4])
+            else:
+                _add_four_taps(runs[0], xf, s0, s1, s2, s3, Wt[o, j:j + 4])
+        for k in range(2 if two else 1):
+            for oh in range(OH):
+                for ow in range(OW):
+                    y[n, o + k, oh, ow] = runs[k, oh * Wp + ow]
 
 
 @njit(cache=True, inline="always")
@@ -195,71 +245,135 @@ def _extended_rows(gyf, src, OH, OW, Wp, out):
 
 @_kernel(cost=16)
 def conv_direct_grad_input(gy, W, DH, DW, gx):
-    # Gather: threads over gx planes (n, c); each adds every tap of every filter of c's group that reads its
-    # own plane: no races. gy's plane is copied into extended rows (see conv_direct) with zeros past each
-    # row, so one tap is one contiguous pass: gx[p + kh*DH*Wp + kw*DW] += w * gy[p].
+    # Gather, the forward's passes the other way round: threads over (n, group), each adding into its own gx
+    # planes (n, c), two channels at a time: no races. The group's gy planes of sample n are laid out as
+    # extended rows (width Wp, zeros past each row) behind a margin of M zeros, so that gx position q gets
+    # W[o, c, kh, kw] * gy[n, o] at q - (kh*DH*Wp + kw*DW) for every q of the plane: tap (o, kh, kw) of
+    # channel c is one contiguous pass, and a pass takes four of them (see conv_direct).
     N, O, OH, OW = gy.shape
     Cg, KH, KW = W.shape[1], W.shape[2], W.shape[3]
     C, Hp, Wp = gx.shape[1], gx.shape[2], gx.shape[3]
-    Og = O // (C // Cg)
-    L = uint64((OH - 1) * Wp + OW)
-    gxf = gx.reshape(N * C * Hp * Wp)
+    G = C // Cg
+    Og = O // G
+    P = Hp * Wp
+    M = (KH - 1) * DH * Wp + (KW - 1) * DW  # the largest tap offset
+    E = M + P  # one filter's margin and extended rows
+    T = Og * KH * KW
+    taps = np.zeros(-(-T // 4) * 4, np.uint64)  # past T: offset 0, weight 0
+    Wt = np.zeros((C, taps.size), W.dtype)  # Wt[c, j]: the weight of channel c's tap j
+    for o in range(Og):
+        for kh in range(KH):
+            for kw in range(KW):
+                j = (o * KH + kh) * KW + kw
+                taps[j] = uint64(o * E + M - (kh * DH * Wp + kw * DW))
+                for c in range(C):
+                    Wt[c, j] = W[c // Cg * Og + o, c % Cg, kh, kw]
+    gxf = gx.reshape(N * C * P)
     gyf = gy.reshape(N * O * OH * OW)
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        g = c // Cg
-        plane = uint64(t * Hp * Wp)
-        rows = np.empty(L, gy.dtype)
-        for o in range(g * Og, (g + 1) * Og):
-            _extended_rows(gyf, (n * O + o) * OH * OW, OH, OW, Wp, rows)
-            for kh in range(KH):
-                for kw in range(KW):
-                    w = W[o, c - g * Cg, kh, kw]
-                    d = plane + uint64(kh * DH * Wp + kw * DW)
-                    for p in range(L):
-                        gxf[d + p] += w * rows[p]
+    for t in prange(N * G):
+        n = t // G
+        g = t % G
+        rows = np.zeros(Og * E, gy.dtype)
+        for o in range(Og):
+            src = (n * O + g * Og + o) * OH * OW
+            for oh in range(OH):
+                for ow in range(OW):
+                    rows[o * E + M + oh * Wp + ow] = gyf[src + oh * OW + ow]
+        for c in range(g * Cg, (g + 1) * Cg, 2):
+            two = c + 1 < (g + 1) * Cg
+            plane = (n * C + c) * P
+            for j in range(0, taps.size, 4):
+                s0, s1, s2, s3 = taps[j], taps[j + 1], taps[j + 2], taps[j + 3]
+                if two:
+                    _add_four_taps_of_two(gxf[plane:plane + P], gxf[plane + P:plane + 2 * P], rows, s0, s1, s2,
+                                          s3, Wt[c, j:j + 4], Wt[c + 1, j:j + 4])
+                else:
+                    _add_four_taps(gxf[plane:plane + P], rows, s0, s1, s2, s3, Wt[c, j:j + 4])
 
 
-@njit(cache=True, fastmath={"reassoc"})
-def _run_sum(run):
-    """The sum of a run of partial sums, added in any order (LLVM's ``reassoc``): in vector registers, not one
-    chain of dependent adds, which cost conv_direct_grad_weight three quarters of its time."""
-    total = run.dtype.type(0)
-    for p in range(uint64(run.size)):
-        total += run[p]
-    return total
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _four_tap_sums(g, xf, s0, s1, s2, s3, sums):
+    """sums[k] += sum_p g[p] * xf[s_k + p] for the four taps k: four dot products in one pass, each added in any
+    order (LLVM's ``reassoc``), so in vector registers rather than one chain of dependent adds."""
+    zero = g.dtype.type(0)
+    a0 = a1 = a2 = a3 = zero
+    for p in range(uint64(g.size)):
+        u = g[p]
+        a0 += u * xf[s0 + p]
+        a1 += u * xf[s1 + p]
+        a2 += u * xf[s2 + p]
+        a3 += u * xf[s3 + p]
+    sums[0] += a0
+    sums[1] += a1
+    sums[2] += a2
+    sums[3] += a3
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _four_tap_sums_of_two(g0, g1, xf, s0, s1, s2, s3, sums0, sums1):
+    """:func:`_four_tap_sums` for two filters' rows g0, g1 at once: each input value loaded once for two
+    products."""
+    zero = g0.dtype.type(0)
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = zero
+    for p in range(uint64(g0.size)):
+        v0, v1, v2, v3 = xf[s0 + p], xf[s1 + p], xf[s2 + p], xf[s3 + p]
+        u, w = g0[p], g1[p]
+        a0 += u * v0
+        a1 += u * v1
+        a2 += u * v2
+        a3 += u * v3
+        b0 += w * v0
+        b1 += w * v1
+        b2 += w * v2
+        b3 += w * v3
+    sums0[0] += a0
+    sums0[1] += a1
+    sums0[2] += a2
+    sums0[3] += a3
+    sums1[0] += b0
+    sums1[1] += b1
+    sums1[2] += b2
+    sums1[3] += b3
 
 
 @_kernel(cost=16)
 def conv_direct_grad_weight(x, gy, DH, DW, gW):
-    # Threads over (o, c) pairs, each writing its own KH x KW taps of gW. gy's planes for filter o are copied
-    # into extended rows with zeros past each row (see conv_direct), so each tap's products are one
-    # contiguous pass per sample into one run of partial sums (which stays in the L1 cache), added up at the
-    # end: the sums vectorize without reordering a single running total.
+    # Threads over filters taken two of a group at a time, each writing its own filters' taps of gW. For
+    # each sample, the two filters' gy planes are copied into extended rows with zeros past each row (see
+    # conv_direct), so that a tap's products are one contiguous pass; a pass takes four taps of the two
+    # filters (eight dot products), and each sample's sums are added up in float64.
     N, C, Hp, Wp = x.shape
     O, OH, OW = gy.shape[1], gy.shape[2], gy.shape[3]
     Cg, KH, KW = gW.shape[1], gW.shape[2], gW.shape[3]
-    Og = O // (C // Cg)
-    L = uint64((OH - 1) * Wp + OW)
+    G = C // Cg
+    Og = O // G
+    pairs = (Og + 1) // 2
+    L = (OH - 1) * Wp + OW
+    taps = _tap_offsets(Cg, KH, KW, Hp, Wp, DH, DW)
     xf = x.reshape(N * C * Hp * Wp)
     gyf = gy.reshape(N * O * OH * OW)
-    for t in prange(O * Cg):
-        o = t // Cg
-        c = t % Cg
-        rows = np.empty((N, L), gy.dtype)
+    for t in prange(G * pairs):
+        g = t // pairs
+        o = g * Og + 2 * (t % pairs)
+        two = o + 1 < (g + 1) * Og
+        rows = np.empty((2, L), gy.dtype)
+        sums = np.zeros((2, taps.size), np.float64)
         for n in range(N):
-            _extended_rows(gyf, (n * O + o) * OH * OW, OH, OW, Wp, rows[n])
-        run = np.empty(L, gW.dtype)
-        for kh in range(KH):
-            for kw in range(KW):
-                run[:] = 0
-                for n in range(N):
-                    g = rows[n]
-                    s = uint64((n * C + o // Og * Cg + c) * Hp * Wp + kh * DH * Wp + kw * DW)
-                    for p in range(L):
-                        run[p] += g[p] * xf[s + p]
-                gW[o, c, kh, kw] = _run_sum(run)
+            _extended_rows(gyf, (n * O + o) * OH * OW, OH, OW, Wp, rows[0])
+            if two:
+                _extended_rows(gyf, (n * O + o + 1) * OH * OW, OH, OW, Wp, rows[1])
+            base = uint64((n * C + g * Cg) * Hp * Wp)
+            for j in range(0, taps.size, 4):
+                s0, s1, s2, s3 = base + taps[j], base + taps[j + 1], base + taps[j + 2], base + taps[j + 3]
+                if two:
+                    _four_tap_sums_of_two(rows[0], rows[1], xf, s0, s1, s2, s3, sums[0, j:j + 4], sums[1, j:j + 4])
+                else:
+                    _four_tap_sums(rows[0], xf, s0, s1, s2, s3, sums[0, j:j + 4])
+        for k in range(2 if two else 1):
+            for c in range(Cg):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        gW[o + k, c, kh, kw] = sums[k, (c * KH + kh) * KW + kw]
 
 
 # The pooling windows' geometry, written once in reference.py and compiled here.

@@ -48,10 +48,11 @@ def _winograd(W, geometry, x, out_size) -> bool:
                                x.shape[0] * x.shape[2] * x.shape[3], out_size))
 
 
-def _direct(W, geometry, x) -> bool:
-    """Whether the direct sums compute this convolution (CPU arrays, and ``direct.suits``)."""
+def _direct(W, geometry, x, out_size, input_grad: bool = False) -> bool:
+    """Whether the direct sums compute a product of this convolution (CPU arrays, and ``direct.suits``):
+    ``out_size`` the convolution's output size, ``input_grad`` for its input gradient."""
     stride, _, _, groups = geometry
-    return get_array_module(x) is np and direct.suits(W, stride, groups)
+    return get_array_module(x) is np and direct.suits(W, stride, groups, out_size, input_grad)
 
 
 def conv_output(x, W, b, geometry, out_size):
@@ -60,7 +61,7 @@ def conv_output(x, W, b, geometry, out_size):
     ``geometry`` is (stride, padding (top, left), dilation, groups); ``out_size`` (OH, OW)."""
     if _winograd(W, geometry, x, out_size):
         return winograd.conv_output(x, W, b, geometry[1], out_size)
-    if _direct(W, geometry, x):
+    if _direct(W, geometry, x, out_size):
         return direct.conv_output(x, W, b, *geometry[1:3], out_size)
     return conv_blocks(*W.shape[2:], *out_size, *geometry, x=x, W=W, b=b, y=True)[0]
 
@@ -69,7 +70,7 @@ def conv_grad_input(gy, W, geometry, input_size):
     """gx (N, C, H, W) = col2im(W[g]^T @ gy[g]): the gradient of W * x in x, which is conv_transpose2d(gy, W)."""
     if _winograd(W, geometry, gy, input_size):
         return winograd.conv_grad_input(gy, W, geometry[1], input_size)
-    if _direct(W, geometry, gy):
+    if _direct(W, geometry, gy, gy.shape[2:], input_grad=True):
         return direct.conv_grad_input(gy, W, *geometry[1:], input_size)
     return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, W=W, gy=gy, input_size=input_size, gx=True)[1]
 
@@ -79,7 +80,7 @@ def conv_grad_weight(x, gy, W, geometry):
     GEMM. W gives the shape (its values are not read)."""
     if _winograd(W, geometry, x, gy.shape[2:]):
         return winograd.conv_grad_weight(x, gy, geometry[1])
-    if _direct(W, geometry, x):
+    if _direct(W, geometry, x, gy.shape[2:]):
         return direct.conv_grad_weight(x, gy, W, *geometry[1:3])
     return conv_blocks(*W.shape[2:], *gy.shape[2:], *geometry, x=x, W=W, gy=gy, gW=True)[2]
 
@@ -119,12 +120,14 @@ class Conv2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        winograd_x = need_x and _winograd(W, ctx.geometry, gy, x.shape[2:])
-        winograd_W = need_W and _winograd(W, ctx.geometry, x, gy.shape[2:])
-        if (need_x or need_W) and not (winograd_x or winograd_W or _direct(W, ctx.geometry, x)):
+        geometry, out_size = ctx.geometry, gy.shape[2:]
+        elsewhere_x = need_x and (_winograd(W, geometry, gy, x.shape[2:])
+                                  or _direct(W, geometry, gy, out_size, input_grad=True))
+        elsewhere_W = need_W and (_winograd(W, geometry, x, out_size) or _direct(W, geometry, x, out_size))
+        if (need_x or need_W) and not (elsewhere_x or elsewhere_W):
             # On the block engine, the three lines below in one pass, each block of gy transposed once
             # for all of them (docs/PERFORMANCE.md, "Convolution backward in one pass").
-            _, gx, gW, gb = conv_blocks(*W.shape[2:], *gy.shape[2:], *ctx.geometry, x=x if need_W else None, W=W,
+            _, gx, gW, gb = conv_blocks(*W.shape[2:], *out_size, *geometry, x=x if need_W else None, W=W,
                                         gy=gy, input_size=x.shape[2:], gx=need_x, gW=need_W, gb=need_b)
             return gx, gW, gb
         # Otherwise each product takes its own path (Winograd where its tiles fit the maps it makes).
@@ -166,7 +169,8 @@ class ConvTranspose2d(Function):
     def backward(ctx, gy):
         x, W = ctx.saved
         need_x, need_W, need_b = (ctx.needs_input_grad + (False,))[:3]
-        if need_x and need_W and not _winograd(W, ctx.geometry, gy, x.shape[2:]) and not _direct(W, ctx.geometry, gy):
+        geometry, size = ctx.geometry, x.shape[2:]  # the size of the maps both products make
+        if need_x and need_W and not _winograd(W, geometry, gy, size) and not _direct(W, geometry, gy, size):
             # The same two products in one pass of the engine, from one im2col of gy for both.
             gx, _, gW, _ = conv_blocks(*W.shape[2:], *x.shape[2:], *ctx.geometry, x=gy, W=W, gy=x, y=True,
                                        gW=True)

@@ -11,10 +11,11 @@ straight from the (padded) input, by the kernels ``conv_direct`` (y), ``conv_dir
 with xp the input with its padding around it (:func:`pad`), gxp the gradient of xp (:func:`unpad` keeps the
 part that is x's), g = o // (O/G) the group of filter o, and stride 1.
 
-It pays only where im2col's GEMM is a few rows high and a few columns deep (:func:`suits`: LeNet's first
-layer, depthwise convolutions): there the GEMM runs far below the core's speed, and the columns, KH*KW copies
-of the input, are the layer's largest buffer (numbers: docs/PERFORMANCE.md, "Direct convolution for thin
-filter banks").
+It pays where im2col's GEMM is a few rows high (at most 16 filters: LeNet's layers, depthwise convolutions, the
+last layer of a segmentation net): there the GEMM runs far below the core's speed, and the columns, KH*KW
+copies of the input, are the layer's largest buffer. Each kernel takes four taps of two filters (or, for
+the input gradient, two channels) in one pass, so that its runs are loaded and stored once for eight
+multiply-adds (:func:`suits`; numbers: docs/PERFORMANCE.md, "Direct convolution for thin filter banks").
 """
 from __future__ import annotations
 
@@ -22,18 +23,25 @@ import numpy as np
 
 from ..kernels import kernels_for, kernels_in_use
 
-# The direct sums run a stride-1 convolution with at most this many filters, and this many input channels,
-# per group (numbers: docs/PERFORMANCE.md, "Direct convolution for thin filter banks").
-MAX_FILTERS = 8
-MAX_CHANNELS = 8
+# The direct sums run a stride-1 convolution with at most MAX_FILTERS filters per group (its input gradient:
+# at most MAX_INPUT_GRAD_FILTERS, whose taps its passes run over) on at most MAX_CHANNELS input channels per
+# group, whose output planes have at least MIN_POSITIONS positions: shorter passes cost more than they do
+# (numbers: docs/PERFORMANCE.md, "Direct convolution for thin filter banks").
+MAX_FILTERS = 16
+MAX_INPUT_GRAD_FILTERS = 8
+MAX_CHANNELS = 64
+MIN_POSITIONS = 100
 
 
-def suits(W, stride, groups: int) -> bool:
-    """Whether the direct sums compute a convolution of NumPy arrays with conv2d's weight W (O, C/G, KH, KW):
-    the fast kernels in use (the reference path keeps im2col, as it does instead of Winograd), stride 1, at
-    most MAX_FILTERS filters and MAX_CHANNELS input channels per group."""
-    return (kernels_in_use() == "fast" and tuple(stride) == (1, 1) and W.shape[0] // groups <= MAX_FILTERS
-            and W.shape[1] <= MAX_CHANNELS)
+def suits(W, stride, groups: int, out_size, input_grad: bool = False) -> bool:
+    """Whether the direct sums compute a product of a convolution of NumPy arrays with conv2d's weight W
+    (O, C/G, KH, KW) and output size ``out_size``: its output and weight gradient, or (``input_grad``) its
+    input gradient. The fast kernels in use (the reference path keeps im2col, as it does instead of
+    Winograd), stride 1, and the limits above."""
+    filters = W.shape[0] // groups
+    return (kernels_in_use() == "fast" and tuple(stride) == (1, 1)
+            and filters <= min(MAX_FILTERS, MAX_INPUT_GRAD_FILTERS if input_grad else MAX_FILTERS)
+            and W.shape[1] <= MAX_CHANNELS and out_size[0] * out_size[1] >= MIN_POSITIONS)
 
 
 def padded_size(W, dilation, out_size) -> tuple:
