@@ -74,8 +74,8 @@ class LeakyReLU(Function):
     The backward asks the sign of the input x, so where x > 0 is what is saved, as a boolean mask (a quarter
     of x's bytes in float32; saving x, as PyTorch does, would keep the layer's whole input until the backward):
     with a slope a <= 0 the sign of y would not tell the two sides apart. NaN is not > 0, so it goes through
-    a*x and stays NaN (PyTorch's rule). The slope is rounded to x's dtype, as PyTorch does. The math is one
-    expression each way; the fast twins (``kernels.cpu.leaky_relu_forward`` / ``leaky_relu_backward``) are one
+    a*x and stays NaN (PyTorch's rule). The slope is rounded to x's dtype, as PyTorch does. The math is array
+    expressions each way; the fast twins (``kernels.cpu.leaky_relu_forward`` / ``leaky_relu_backward``) are one
     pass each, split across the cores as ReLU's.
     """
 
