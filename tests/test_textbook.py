@@ -14,7 +14,7 @@ from conftest import compare_with_torch
 import minidl as mdl
 import minidl.nn.functional as F
 from minidl.backend import threads
-from minidl.ops import blocks, textbook, winograd
+from minidl.ops import blocks, direct, textbook, winograd
 
 CASES = range(4)
 
@@ -149,6 +149,7 @@ def test_conv2d_equals_each_fast_path(rng, monkeypatch, path):
         monkeypatch.setattr(winograd, "MAX_COLUMNS_PER_POSITION", float("inf"))
         assert winograd.suits(3, 3, (1, 1), (1, 1), 1, 3, 4, 1, (7, 6))
     else:
+        monkeypatch.setattr(direct, "MAX_FILTERS", 0)  # 4 filters: keep them on the block engine
         monkeypatch.setattr(blocks, "BLOCK_BYTES", 1)
         monkeypatch.setattr(blocks, "MIN_COLUMNS", 1)
         monkeypatch.setattr(threads, "_workers", 2)

@@ -275,10 +275,7 @@ def conv_direct_grad_input(gy, W, DH, DW, gx):
         g = t % G
         rows = np.zeros(Og * E, gy.dtype)
         for o in range(Og):
-            src = (n * O + g * Og + o) * OH * OW
-            for oh in range(OH):
-                for ow in range(OW):
-                    rows[o * E + M + oh * Wp + ow] = gyf[src + oh * OW + ow]
+            _extended_rows(gyf, (n * O + g * Og + o) * OH * OW, OH, OW, Wp, rows[o * E + M:(o + 1) * E])
         for c in range(g * Cg, (g + 1) * Cg, 2):
             two = c + 1 < (g + 1) * Cg
             plane = (n * C + c) * P
